@@ -1,0 +1,73 @@
+//! Who is calling: passwords, access tokens, and the extractor that checks a bearer token.
+
+mod password;
+mod token;
+
+pub use password::{PasswordError, Passwords};
+pub use token::{Claims, TokenError, Tokens};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The user an `Authorization: Bearer <token>` header proves the caller to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthUser {
+    pub user_id: i64,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or(ApiError::InvalidToken)?;
+        let token = bearer_token(header).ok_or(ApiError::InvalidToken)?;
+        let claims = state
+            .tokens
+            .verify(token)
+            .map_err(|_| ApiError::InvalidToken)?;
+        let user_id = claims.sub.parse().map_err(|_| ApiError::InvalidToken)?;
+        Ok(AuthUser { user_id })
+    }
+}
+
+/// The token of a `Bearer <token>` header value; the scheme's case does not matter.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+    }
+
+    #[test]
+    fn other_shapes_are_refused() {
+        for header in [
+            "abc",
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "Bearer a b",
+            "Bearerabc",
+        ] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Typed configuration, read once at start-up from the environment and, on Lambda, from AWS
+//! Secrets Manager.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `DATABASE_URL` | `mysql://user:pass@host:3306/db` or `sqlite://path` | `sqlite://kv.db` (created) |
+//! | `DATABASE_MAX_CONNECTIONS` | pool size | 16 locally, 2 on Lambda |
+//! | `DATABASE_ACQUIRE_TIMEOUT_SECONDS` | wait for a connection before answering 503 | 3 |
+//! | `JWT_SECRET` | HMAC key of access tokens, at least 32 bytes | a local-development default |
+//! | `TOKEN_LIFETIME_SECONDS` | lifetime of access tokens | 3600 |
+//! | `JWT_SECRET_ARN` | Lambda: Secrets Manager secret holding the JWT key | |
+//! | `DATABASE_SECRET_ARN` | Lambda: secret with `username` and `password` (RDS's format) | |
+//! | `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME` | Lambda: where the database is, with that secret | port 3306, database `kv` |
+//!
+//! On Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) the local-development JWT key is refused: the
+//! function does not start without a real one.
+
+use std::env;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
+
+use crate::store::{ConnectOptions, PoolSettings};
+
+/// The JWT key used when none is configured. Local development only: anyone can read it here.
+pub const LOCAL_DEVELOPMENT_JWT_SECRET: &str =
+    "local-development-only-jwt-secret-do-not-use-in-production";
+
+/// The database used when none is configured: a file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://kv.db";
+
+/// Shortest JWT key accepted, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Where the service runs, which decides its defaults and how strict it is about secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// The local adapter, tests, docker-compose.
+    Local,
+    /// An AWS Lambda function.
+    Lambda,
+}
+
+impl Runtime {
+    /// Lambda when the Lambda environment says so, local otherwise.
+    pub fn detect() -> Runtime {
+        if env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+            Runtime::Lambda
+        } else {
+            Runtime::Local
+        }
+    }
+}
+
+/// Everything the service needs to start.
+#[derive(Clone)]
+pub struct Config {
+    pub database: ConnectOptions,
+    pub pool: PoolSettings,
+    pub jwt_secret: Vec<u8>,
+    pub token_lifetime: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("backend", &self.database.backend())
+            .field("pool", &self.pool)
+            .field("jwt_secret", &"<redacted>")
+            .field("token_lifetime", &self.token_lifetime)
+            .finish()
+    }
+}
+
+/// Why the service refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error(
+        "no JWT secret: set JWT_SECRET_ARN (or JWT_SECRET) to a secret of at least {MIN_JWT_SECRET_BYTES} bytes"
+    )]
+    MissingJwtSecret,
+    #[error("the JWT secret is {0} bytes long; at least {MIN_JWT_SECRET_BYTES} are required")]
+    ShortJwtSecret(usize),
+    #[error("could not read secret {arn} from Secrets Manager: {reason}")]
+    Secret { arn: String, reason: String },
+}
+
+impl Config {
+    /// The configuration of the current environment: plain variables, and on Lambda the
+    /// secrets their `*_ARN` variables name.
+    pub async fn load(runtime: Runtime) -> Result<Config, ConfigError> {
+        let needs_secrets_manager =
+            env::var_os("JWT_SECRET_ARN").is_some() || env::var_os("DATABASE_SECRET_ARN").is_some();
+        let secrets = if needs_secrets_manager {
+            Some(SecretsClient::from_env().await)
+        } else {
+            None
+        };
+        Config::from_sources(runtime, &|name| env::var(name).ok(), secrets.as_ref()).await
+    }
+
+    /// The configuration `lookup` describes, fetching `*_ARN` secrets through `secrets`.
+    pub async fn from_sources(
+        runtime: Runtime,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        secrets: Option<&SecretsClient>,
+    ) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let jwt_secret = match (get("JWT_SECRET_ARN"), get("JWT_SECRET")) {
+            (Some(arn), _) => fetch(secrets, &arn).await?.trim().as_bytes().to_vec(),
+            (None, Some(secret)) => secret.into_bytes(),
+            (None, None) if runtime == Runtime::Local => {
+                tracing::warn!(
+                    "JWT_SECRET is not set: signing tokens with the public local-development key"
+                );
+                LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes().to_vec()
+            }
+            (None, None) => return Err(ConfigError::MissingJwtSecret),
+        };
+        if runtime == Runtime::Lambda && jwt_secret == LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes() {
+            return Err(ConfigError::MissingJwtSecret);
+        }
+        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::ShortJwtSecret(jwt_secret.len()));
+        }
+
+        let database = match get("DATABASE_SECRET_ARN") {
+            Some(arn) => mysql_from_secret(&fetch(secrets, &arn).await?, &arn, &get)?,
+            None => {
+                let url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+                ConnectOptions::from_url(&url).map_err(|error| ConfigError::Invalid {
+                    name: "DATABASE_URL",
+                    reason: error.to_string(),
+                })?
+            }
+        };
+
+        let default_connections = match runtime {
+            Runtime::Local => 16,
+            Runtime::Lambda => 2,
+        };
+        Ok(Config {
+            database,
+            pool: PoolSettings {
+                max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", default_connections)?,
+                acquire_timeout: Duration::from_secs(parse(
+                    &get,
+                    "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
+                    3,
+                )?),
+            },
+            jwt_secret,
+            token_lifetime: Duration::from_secs(parse(&get, "TOKEN_LIFETIME_SECONDS", 3600)?),
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr<Err: std::fmt::Display> + PartialOrd + Default>(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    let Some(text) = get(name) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<T>() {
+        Ok(value) if value > T::default() => Ok(value),
+        Ok(_) => Err(ConfigError::Invalid {
+            name,
+            reason: "must be greater than zero".into(),
+        }),
+        Err(error) => Err(ConfigError::Invalid {
+            name,
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// MySQL options from an RDS-style secret (`username`, `password`, and optionally `host`,
+/// `port`, `dbname`), completed by `DATABASE_HOST`, `DATABASE_PORT` and `DATABASE_NAME`.
+fn mysql_from_secret(
+    secret: &str,
+    arn: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<ConnectOptions, ConfigError> {
+    #[derive(serde::Deserialize)]
+    struct DatabaseSecret {
+        username: String,
+        password: String,
+        host: Option<String>,
+        port: Option<u16>,
+        dbname: Option<String>,
+    }
+    let invalid = |reason: String| ConfigError::Secret {
+        arn: arn.to_owned(),
+        reason,
+    };
+    let secret: DatabaseSecret = serde_json::from_str(secret)
+        .map_err(|_| invalid("expected JSON with username and password".into()))?;
+    let host = get("DATABASE_HOST")
+        .or(secret.host)
+        .ok_or_else(|| invalid("no host: set DATABASE_HOST".into()))?;
+    let port = match get("DATABASE_PORT") {
+        Some(port) => port.parse().map_err(|_| ConfigError::Invalid {
+            name: "DATABASE_PORT",
+            reason: format!("{port:?} is not a port number"),
+        })?,
+        None => secret.port.unwrap_or(3306),
+    };
+    let database = get("DATABASE_NAME")
+        .or(secret.dbname)
+        .unwrap_or_else(|| "kv".into());
+    Ok(ConnectOptions::MySql(
+        MySqlConnectOptions::new()
+            .host(&host)
+            .port(port)
+            .username(&secret.username)
+            .password(&secret.password)
+            .database(&database)
+            .ssl_mode(MySqlSslMode::Required),
+    ))
+}
+
+/// Reads secrets from AWS Secrets Manager with the standard AWS configuration chain
+/// (`AWS_REGION`, credentials, and `AWS_ENDPOINT_URL` for an emulator).
+#[derive(Debug, Clone)]
+pub struct SecretsClient {
+    client: aws_sdk_secretsmanager::Client,
+}
+
+impl SecretsClient {
+    /// A client configured from the environment.
+    pub async fn from_env() -> SecretsClient {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        SecretsClient {
+            client: aws_sdk_secretsmanager::Client::new(&config),
+        }
+    }
+
+    /// The text of the secret `arn` (an ARN or a name).
+    pub async fn get(&self, arn: &str) -> Result<String, ConfigError> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|error| ConfigError::Secret {
+                arn: arn.to_owned(),
+                reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&error).to_string(),
+            })?;
+        output.secret_string.ok_or_else(|| ConfigError::Secret {
+            arn: arn.to_owned(),
+            reason: "the secret has no string value".into(),
+        })
+    }
+}
+
+async fn fetch(secrets: Option<&SecretsClient>, arn: &str) -> Result<String, ConfigError> {
+    match secrets {
+        Some(client) => client.get(arn).await,
+        None => Err(ConfigError::Secret {
+            arn: arn.to_owned(),
+            reason: "no Secrets Manager client".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Backend;
+    use std::collections::HashMap;
+
+    async fn config(runtime: Runtime, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Config::from_sources(runtime, &|name| vars.get(name).cloned(), None).await
+    }
+
+    #[tokio::test]
+    async fn local_defaults_need_nothing() {
+        let config = config(Runtime::Local, &[]).await.unwrap();
+        assert_eq!(config.database.backend(), Backend::Sqlite);
+        assert_eq!(config.jwt_secret, LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes());
+        assert_eq!(config.token_lifetime, Duration::from_secs(3600));
+        assert_eq!(config.pool.max_connections, 16);
+    }
+
+    #[tokio::test]
+    async fn variables_are_read() {
+        let config = config(
+            Runtime::Local,
+            &[
+                ("DATABASE_URL", "mysql://kv:pw@127.0.0.1:3306/kv"),
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("TOKEN_LIFETIME_SECONDS", "60"),
+                ("DATABASE_MAX_CONNECTIONS", "4"),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(config.database.backend(), Backend::MySql);
+        assert_eq!(config.token_lifetime, Duration::from_secs(60));
+        assert_eq!(config.pool.max_connections, 4);
+    }
+
+    #[tokio::test]
+    async fn lambda_refuses_to_start_without_a_real_secret() {
+        assert!(matches!(
+            config(Runtime::Lambda, &[]).await,
+            Err(ConfigError::MissingJwtSecret)
+        ));
+        assert!(matches!(
+            config(
+                Runtime::Lambda,
+                &[("JWT_SECRET", LOCAL_DEVELOPMENT_JWT_SECRET)]
+            )
+            .await,
+            Err(ConfigError::MissingJwtSecret)
+        ));
+        assert!(matches!(
+            config(Runtime::Lambda, &[("JWT_SECRET", "too-short")]).await,
+            Err(ConfigError::ShortJwtSecret(9))
+        ));
+        let lambda = config(Runtime::Lambda, &[("JWT_SECRET", &"k".repeat(32))])
+            .await
+            .unwrap();
+        assert_eq!(lambda.pool.max_connections, 2);
+    }
+
+    #[tokio::test]
+    async fn bad_values_are_named() {
+        let error = config(Runtime::Local, &[("TOKEN_LIFETIME_SECONDS", "soon")])
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("TOKEN_LIFETIME_SECONDS"),
+            "{error}"
+        );
+        let error = config(Runtime::Local, &[("DATABASE_URL", "postgres://x")])
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("DATABASE_URL"), "{error}");
+        let error = config(Runtime::Local, &[("DATABASE_MAX_CONNECTIONS", "0")])
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("DATABASE_MAX_CONNECTIONS"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn database_secrets_in_rds_format_are_read() {
+        let vars: HashMap<&str, &str> = [("DATABASE_HOST", "proxy.example")].into();
+        let get = |name: &str| vars.get(name).map(|value| value.to_string());
+        let options = mysql_from_secret(
+            r#"{"username":"admin","password":"p@ss:w/rd"}"#,
+            "arn:db",
+            &get,
+        )
+        .unwrap();
+        let ConnectOptions::MySql(options) = options else {
+            panic!("expected MySQL options");
+        };
+        assert_eq!(options.get_host(), "proxy.example");
+        assert_eq!(options.get_port(), 3306);
+        assert_eq!(options.get_username(), "admin");
+        assert_eq!(options.get_database(), Some("kv"));
+
+        let error = mysql_from_secret("not json", "arn:db", &get).unwrap_err();
+        assert!(
+            !error.to_string().contains("not json"),
+            "the secret must not leak"
+        );
+    }
+}

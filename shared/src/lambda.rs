@@ -1,0 +1,93 @@
+//! Serving one endpoint as an AWS Lambda function behind API Gateway.
+//!
+//! API Gateway hands the function a path that axum cannot route as it is: a REST API (payload
+//! v1) puts the stage in front of it, and an HTTP API (payload v2) percent-decodes it, so that
+//! the key `a/b c`, sent as `a%2Fb%20c`, arrives as two segments. Both events also say which
+//! route matched, so [`gateway_path`] rebuilds the path from that route and its `key`
+//! parameter before the router sees it.
+
+use axum::Router;
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use tower::ServiceExt;
+use tower::util::MapRequest;
+
+use crate::AppState;
+use crate::config::{Config, Runtime};
+use crate::routes::{Endpoint, endpoint_router};
+
+/// The service a Lambda function hands to `lambda_http::run`: the endpoint's router behind the
+/// path rewriting of [`gateway_path`].
+pub type FunctionService = MapRequest<Router, fn(Request) -> Request>;
+
+/// The function that serves `endpoint` with `state`.
+pub fn function_service(endpoint: Endpoint, state: AppState) -> FunctionService {
+    endpoint_router(endpoint, state).map_request(route_by_gateway_path as fn(Request) -> Request)
+}
+
+/// Runs `endpoint` as a Lambda function: configuration and state are built once per cold
+/// start, then every invocation is served by the same router and connection pool. Returns an
+/// error, so the function fails to initialise, when the configuration is incomplete.
+pub async fn run(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init(Runtime::Lambda);
+    let config = Config::load(Runtime::Lambda).await.inspect_err(|error| {
+        tracing::error!(%error, "refusing to start: the configuration is incomplete");
+    })?;
+    let state = AppState::new(&config);
+    if state.store.backend() == crate::store::Backend::Sqlite {
+        // No deployment step creates an embedded database's schema: do it here.
+        state.store.migrate().await?;
+    }
+    lambda_http::run(function_service(endpoint, state)).await
+}
+
+fn route_by_gateway_path(mut request: Request) -> Request {
+    if let Some(path) = gateway_path(&request) {
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(path_and_query) = path_and_query.parse() {
+            parts.path_and_query = Some(path_and_query);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
+}
+
+/// The path of the route API Gateway matched, with the key as one percent-encoded segment:
+/// `None` when the event names no route (then the path stays as lambda_http built it).
+pub fn gateway_path(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(context) => {
+            // `/data/retrieve/{key}`; the event's `path` keeps the client's encoding and has
+            // no stage, and the key is its last segment.
+            let route = context.resource_path.as_deref()?;
+            let raw_path = request.raw_http_path();
+            fill_route(route, || raw_path.rsplit('/').next().map(str::to_owned))
+        }
+        RequestContext::ApiGatewayV2(context) => {
+            // `GET /data/retrieve/{key+}`; the path arrives decoded, and so does the key.
+            let (_method, route) = context.route_key.as_deref()?.split_once(' ')?;
+            let key = request
+                .path_parameters_ref()
+                .and_then(|parameters| parameters.first("key"));
+            fill_route(route, || {
+                key.map(|key| utf8_percent_encode(key, NON_ALPHANUMERIC).to_string())
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `route` with its `{key}` or `{key+}` placeholder replaced by the encoded key.
+fn fill_route(route: &str, encoded_key: impl FnOnce() -> Option<String>) -> Option<String> {
+    match route.split_once('{') {
+        None => Some(route.to_owned()),
+        Some((prefix, _placeholder)) => Some(format!("{prefix}{}", encoded_key()?)),
+    }
+}

@@ -1,0 +1,179 @@
+//! `POST /auth/register` and `POST /auth/token`.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::extract::JsonObject;
+use super::{Success, success_data};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::store::NewUser;
+use crate::validation::{
+    MAX_FULL_NAME_CHARS, MAX_GENDER_CHARS, WrongType, is_blank, is_valid_password,
+    is_valid_username, normalize_email, optional_string, parse_age,
+};
+
+/// The fields of a registration that must be present, in the order the contract lists them.
+const REQUIRED_FIELDS: [&str; 4] = ["username", "email", "password", "full_name"];
+
+#[derive(Debug, Serialize)]
+pub(super) struct RegisteredUser {
+    user_id: String,
+    username: String,
+    email: String,
+    full_name: String,
+    age: Option<i64>,
+    gender: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct AccessToken {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+/// A string field whose wrong JSON type is a malformed request.
+fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, ApiError> {
+    optional_string(body, name).map_err(|WrongType| ApiError::InvalidRequest)
+}
+
+pub(super) async fn register(
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Success<RegisteredUser>>, ApiError> {
+    let user = validate_registration(&body)?;
+    let password_hash = state
+        .passwords
+        .hash(user.password)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let new_user = NewUser {
+        username: user.username.to_owned(),
+        email: user.email,
+        password_hash,
+        full_name: user.full_name.to_owned(),
+        age: user.age,
+        gender: user.gender.to_owned(),
+    };
+    let user_id = state.store.create_user(&new_user).await?;
+    Ok(success_data(
+        Some("User successfully registered!"),
+        RegisteredUser {
+            user_id: user_id.to_string(),
+            username: new_user.username,
+            email: new_user.email,
+            full_name: new_user.full_name,
+            age: new_user.age,
+            gender: new_user.gender,
+        },
+    ))
+}
+
+/// A registration that passed every check of the contract, in the contract's order.
+struct Registration<'a> {
+    username: &'a str,
+    email: String,
+    password: &'a str,
+    full_name: &'a str,
+    age: Option<i64>,
+    gender: &'a str,
+}
+
+fn validate_registration(body: &Map<String, Value>) -> Result<Registration<'_>, ApiError> {
+    let username = string_field(body, "username")?;
+    let email = string_field(body, "email")?;
+    let password = string_field(body, "password")?;
+    let full_name = string_field(body, "full_name")?;
+    let gender = string_field(body, "gender")?;
+
+    let missing: Vec<&'static str> = REQUIRED_FIELDS
+        .into_iter()
+        .zip([username, email, password, full_name])
+        .filter(|(_, value)| is_blank(*value))
+        .map(|(name, _)| name)
+        .collect();
+    let (Some(username), Some(email), Some(password), Some(full_name)) =
+        (username, email, password, full_name)
+    else {
+        return Err(ApiError::MissingRegistrationFields(missing));
+    };
+    if !missing.is_empty() {
+        return Err(ApiError::MissingRegistrationFields(missing));
+    }
+
+    if !is_valid_username(username) {
+        return Err(ApiError::InvalidUsername);
+    }
+    let email = normalize_email(email).ok_or(ApiError::InvalidEmail)?;
+    if !is_valid_password(password) {
+        return Err(ApiError::InvalidPassword);
+    }
+    if full_name.chars().count() > MAX_FULL_NAME_CHARS {
+        return Err(ApiError::FullNameTooLong);
+    }
+    let age = match body.get("age") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(parse_age(value).ok_or(ApiError::InvalidAge)?),
+    };
+    let gender = gender
+        .filter(|gender| !is_blank(Some(gender)) && gender.chars().count() <= MAX_GENDER_CHARS)
+        .ok_or(ApiError::GenderRequired)?;
+
+    Ok(Registration {
+        username,
+        email,
+        password,
+        full_name,
+        age,
+        gender,
+    })
+}
+
+pub(super) async fn token(
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Success<AccessToken>>, ApiError> {
+    let username = string_field(&body, "username")?;
+    let password = string_field(&body, "password")?;
+    let (Some(username), Some(password)) = (username, password) else {
+        return Err(ApiError::MissingCredentials);
+    };
+    if is_blank(Some(username)) || is_blank(Some(password)) {
+        return Err(ApiError::MissingCredentials);
+    }
+
+    let internal = |error: crate::auth::PasswordError| ApiError::Internal(error.to_string());
+    let user_id = match state.store.find_credentials(username).await? {
+        Some((user_id, hash)) => state
+            .passwords
+            .verify(password, &hash)
+            .await
+            .map_err(internal)?
+            .then_some(user_id),
+        None => {
+            state
+                .passwords
+                .verify_decoy(password)
+                .await
+                .map_err(internal)?;
+            None
+        }
+    };
+    let user_id = user_id.ok_or(ApiError::InvalidCredentials)?;
+
+    let access_token = state
+        .tokens
+        .issue(user_id)
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    Ok(success_data(
+        Some("Access token generated successfully."),
+        AccessToken {
+            access_token,
+            token_type: "Bearer",
+            expires_in: state.tokens.lifetime().as_secs(),
+        },
+    ))
+}

@@ -1,0 +1,51 @@
+//! The local adapter's HTTP server: the whole API on one listener, with request tracing and
+//! graceful shutdown.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::routes::app;
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
+/// finish and closes the database pool.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let store = state.store.clone();
+    let router = app(state).layer(TraceLayer::new_for_http());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    store.close().await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        // If the handler cannot be installed, only SIGTERM stops the server.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

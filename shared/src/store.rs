@@ -1,0 +1,334 @@
+//! Storage of users and their key-value entries, on MySQL or SQLite through sqlx.
+//!
+//! Each query is written once, in the SQL both backends share, and run on whichever pool the
+//! configuration chose; the schema of each backend lives under `migrations/`. Conflicts are
+//! decided by the schema's unique and foreign-key constraints, never by a read before the write.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever backend it is: the body is
+/// compiled once per backend, so one text serves both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::MySql($pool) => $body,
+            Pool::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// Which database a [`Store`] talks to, as told by the scheme of its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    MySql,
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a `mysql://…` or `sqlite:…` URL names, if any.
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            Some(Backend::MySql)
+        } else if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
+/// How the pool is sized and how long a request may wait for a connection.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// A storage failure, as the handlers need to tell them apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("username taken")]
+    UsernameTaken,
+    #[error("email taken")]
+    EmailTaken,
+    #[error("key exists")]
+    KeyExists,
+    /// The user a token names is no longer in the database.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The database cannot be reached: refused, timed out, or the connection broke.
+    #[error("database unreachable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// A new account, validated and normalised, with its password already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub full_name: String,
+    pub age: Option<i64>,
+    pub gender: String,
+}
+
+/// Where the database is and how to reach it.
+#[derive(Debug, Clone)]
+pub enum ConnectOptions {
+    MySql(MySqlConnectOptions),
+    Sqlite(SqliteConnectOptions),
+}
+
+impl ConnectOptions {
+    /// The options a `mysql://…` or `sqlite:…` URL describes. An SQLite file is created when
+    /// missing.
+    pub fn from_url(url: &str) -> Result<ConnectOptions, sqlx::Error> {
+        match Backend::from_url(url) {
+            Some(Backend::MySql) => Ok(ConnectOptions::MySql(MySqlConnectOptions::from_str(url)?)),
+            Some(Backend::Sqlite) => Ok(ConnectOptions::Sqlite(
+                SqliteConnectOptions::from_str(url)?.create_if_missing(true),
+            )),
+            None => Err(sqlx::Error::Configuration(
+                "DATABASE_URL must start with mysql:// or sqlite:".into(),
+            )),
+        }
+    }
+
+    /// The backend these options connect to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            ConnectOptions::MySql(_) => Backend::MySql,
+            ConnectOptions::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    MySql(MySqlPool),
+    Sqlite(SqlitePool),
+}
+
+/// The pool of connections to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// A store whose connections open on first use, so that start-up does no network work.
+    pub fn connect_lazy(options: ConnectOptions, settings: &PoolSettings) -> Store {
+        let pool = match options {
+            ConnectOptions::MySql(options) => Pool::MySql(
+                MySqlPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_lazy_with(options),
+            ),
+            ConnectOptions::Sqlite(options) => Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    // Readers then never wait for the writer.
+                    .connect_lazy_with(options.journal_mode(SqliteJournalMode::Wal)),
+            ),
+        };
+        Store { pool }
+    }
+
+    /// The backend this store talks to.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::MySql(_) => Backend::MySql,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Brings the schema up to date; safe to run any number of times, and from several
+    /// processes at once on MySQL (sqlx takes a lock).
+    pub async fn migrate(&self) -> Result<(), MigrateError> {
+        match &self.pool {
+            Pool::MySql(pool) => MYSQL_MIGRATIONS.run(pool).await,
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// Closes every connection; the store answers nothing afterwards.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
+    }
+
+    /// Inserts a user and returns its id; a taken username or email is reported as such.
+    pub async fn create_user(&self, user: &NewUser) -> Result<i64, StoreError> {
+        let username_key = user.username.to_ascii_lowercase();
+        const INSERT: &str = "INSERT INTO users \
+             (username, username_key, email, password_hash, full_name, age, gender) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)";
+        let inserted = on_pool!(self, pool => sqlx::query(INSERT)
+            .bind(&user.username)
+            .bind(&username_key)
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(&user.full_name)
+            .bind(user.age)
+            .bind(&user.gender)
+            .execute(pool)
+            .await
+            .map(|done| done.new_row_id()));
+        match inserted {
+            Ok(id) => Ok(id),
+            Err(error) if is_unique_violation(&error) => {
+                // The constraint decided; this read only tells which of the two it was.
+                let username_taken = on_pool!(self, pool =>
+                    sqlx::query("SELECT 1 FROM users WHERE username_key = ?")
+                        .bind(&username_key)
+                        .fetch_optional(pool)
+                        .await
+                        .map(|row| row.is_some()))?;
+                Err(if username_taken {
+                    StoreError::UsernameTaken
+                } else {
+                    StoreError::EmailTaken
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The id and password hash of the user with this username, compared case-insensitively.
+    pub async fn find_credentials(
+        &self,
+        username: &str,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let credentials = on_pool!(self, pool =>
+            sqlx::query("SELECT id, password_hash FROM users WHERE username_key = ?")
+                .bind(username.to_ascii_lowercase())
+                .fetch_optional(pool)
+                .await
+                .map(|row| row.map(|row| (row.get(0), row.get(1)))))?;
+        Ok(credentials)
+    }
+
+    /// Stores a new entry of the user's; an existing key is [`StoreError::KeyExists`].
+    pub async fn insert_entry(
+        &self,
+        user_id: i64,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let inserted = on_pool!(self, pool =>
+            sqlx::query("INSERT INTO entries (user_id, entry_key, value) VALUES (?, ?, ?)")
+                .bind(user_id)
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await
+                .map(drop));
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::KeyExists),
+            Err(error) if is_foreign_key_violation(&error) => Err(StoreError::UnknownUser),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The value of the user's entry, if the user holds that key.
+    pub async fn get_entry(&self, user_id: i64, key: &str) -> Result<Option<String>, StoreError> {
+        let value = on_pool!(self, pool =>
+            sqlx::query("SELECT value FROM entries WHERE user_id = ? AND entry_key = ?")
+                .bind(user_id)
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+                .map(|row| row.map(|row| row.get(0))))?;
+        Ok(value)
+    }
+
+    /// Replaces the value of the user's entry; false when the user holds no such key.
+    pub async fn update_entry(
+        &self,
+        user_id: i64,
+        key: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        const UPDATE: &str = "UPDATE entries SET value = ?, updated_at = CURRENT_TIMESTAMP \
+             WHERE user_id = ? AND entry_key = ?";
+        // On MySQL, sqlx asks for found rather than changed rows, so an unchanged value counts.
+        let updated = on_pool!(self, pool => sqlx::query(UPDATE)
+            .bind(value)
+            .bind(user_id)
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(updated > 0)
+    }
+
+    /// Deletes the user's entry; false when the user holds no such key.
+    pub async fn delete_entry(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
+        let deleted = on_pool!(self, pool =>
+            sqlx::query("DELETE FROM entries WHERE user_id = ? AND entry_key = ?")
+                .bind(user_id)
+                .bind(key)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()))?;
+        Ok(deleted > 0)
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// The id of the row an INSERT created.
+trait NewRowId {
+    fn new_row_id(&self) -> i64;
+}
+
+impl NewRowId for sqlx::mysql::MySqlQueryResult {
+    fn new_row_id(&self) -> i64 {
+        // AUTO_INCREMENT ids of a BIGINT column fit in an i64.
+        self.last_insert_id() as i64
+    }
+}
+
+impl NewRowId for sqlx::sqlite::SqliteQueryResult {
+    fn new_row_id(&self) -> i64 {
+        self.last_insert_rowid()
+    }
+}
