@@ -7,7 +7,6 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -230,12 +229,11 @@ impl Store {
         &self,
         username: &str,
     ) -> Result<Option<(i64, String)>, StoreError> {
-        let credentials = on_pool!(self, pool =>
-            sqlx::query("SELECT id, password_hash FROM users WHERE username_key = ?")
-                .bind(username.to_ascii_lowercase())
-                .fetch_optional(pool)
-                .await
-                .map(|row| row.map(|row| (row.get(0), row.get(1)))))?;
+        const SELECT: &str = "SELECT id, password_hash FROM users WHERE username_key = ?";
+        let credentials = on_pool!(self, pool => sqlx::query_as(SELECT)
+            .bind(username.to_ascii_lowercase())
+            .fetch_optional(pool)
+            .await)?;
         Ok(credentials)
     }
 
@@ -264,13 +262,12 @@ impl Store {
 
     /// The value of the user's entry, if the user holds that key.
     pub async fn get_entry(&self, user_id: i64, key: &str) -> Result<Option<String>, StoreError> {
-        let value = on_pool!(self, pool =>
-            sqlx::query("SELECT value FROM entries WHERE user_id = ? AND entry_key = ?")
-                .bind(user_id)
-                .bind(key)
-                .fetch_optional(pool)
-                .await
-                .map(|row| row.map(|row| row.get(0))))?;
+        const SELECT: &str = "SELECT value FROM entries WHERE user_id = ? AND entry_key = ?";
+        let value = on_pool!(self, pool => sqlx::query_scalar(SELECT)
+            .bind(user_id)
+            .bind(key)
+            .fetch_optional(pool)
+            .await)?;
         Ok(value)
     }
 

@@ -1,0 +1,515 @@
+//! `spawn_app`: the real local adapter on a random port, over a fresh database of its own.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kv_shared::AppState;
+use kv_shared::config::{Config, Runtime};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, MySqlConnection, MySqlPool, Row, SqlitePool};
+use tokio::sync::oneshot;
+
+/// The JWT key of every test app.
+pub const TEST_JWT_SECRET: &str = "integration-test-jwt-secret-of-at-least-32-bytes";
+/// A password that meets the contract's rules.
+pub const PASSWORD: &str = "Str0ng!Passw0rd";
+
+/// Which database a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+/// Declares each listed test twice, `sqlite::NAME` and `mysql::NAME`: each calls
+/// `NAME(app)` with a fresh app on that backend. The MySQL variant needs
+/// `KV_TEST_MYSQL_URL` (which `scripts/test.sh` sets); without it the test is skipped
+/// locally and fails under CI.
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                    super::$test(app.expect("SQLite is always available")).await;
+                }
+            )+
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::MySql).await {
+                        super::$test(app).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A running app and a direct line to its database.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: TestDatabase,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    _sqlite_dir: Option<tempfile::TempDir>,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Asserts the contract's error envelope: status, code and message, and nothing else.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str, message: &str) {
+        assert_eq!(self.status.as_u16(), status, "{:?}", self.body);
+        assert_eq!(
+            self.body,
+            json!({"status": "error", "code": code, "message": message})
+        );
+    }
+
+    /// Asserts the contract's error envelope with the code's usual message.
+    #[track_caller]
+    pub fn assert_code(&self, status: u16, code: &str) {
+        self.assert_error(status, code, message_of(code));
+    }
+
+    /// Asserts a 200 with exactly this body.
+    #[track_caller]
+    pub fn assert_success(&self, body: Value) {
+        assert_eq!(self.status, StatusCode::OK, "{:?}", self.body);
+        assert_eq!(self.body, body);
+    }
+}
+
+/// The contract's message for each code whose message never varies.
+pub fn message_of(code: &str) -> &'static str {
+    match code {
+        "INVALID_REQUEST" => {
+            "Invalid request. The request body must be a JSON object with the documented fields."
+        }
+        "PAYLOAD_TOO_LARGE" => "The request body is too large.",
+        "NOT_FOUND" => "The requested resource does not exist.",
+        "METHOD_NOT_ALLOWED" => "The method is not allowed for this resource.",
+        "SERVICE_UNAVAILABLE" => "The service is temporarily unavailable. Please try again later.",
+        "INVALID_USERNAME" => {
+            "The provided username is not valid. Use 3 to 64 letters, digits, '_', '.' or '-'."
+        }
+        "INVALID_EMAIL" => "The provided email address is not valid.",
+        "INVALID_PASSWORD" => {
+            "The provided password does not meet the requirements. Password must be at least 8 characters long and contain a mix of uppercase and lowercase letters, numbers, and special characters."
+        }
+        "INVALID_AGE" => "Invalid age value. Age must be a positive integer.",
+        "GENDER_REQUIRED" => {
+            "Gender field is required. Please specify the gender (e.g., male, female, non-binary)."
+        }
+        "USERNAME_EXISTS" => {
+            "The provided username is already taken. Please choose a different username."
+        }
+        "EMAIL_EXISTS" => {
+            "The provided email is already registered. Please use a different email address."
+        }
+        "MISSING_FIELDS" => "Missing fields. Please provide both username and password.",
+        "INVALID_CREDENTIALS" => {
+            "Invalid credentials. The provided username or password is incorrect."
+        }
+        "INVALID_TOKEN" => "Invalid access token provided.",
+        "INVALID_KEY" => "The provided key is not valid or missing.",
+        "INVALID_VALUE" => "The provided value is not valid or missing.",
+        "KEY_EXISTS" => {
+            "The provided key already exists in the database. To update an existing key, use the update API."
+        }
+        "KEY_NOT_FOUND" => "The provided key does not exist in the database.",
+        other => panic!("no fixed message for {other}"),
+    }
+}
+
+/// Settings a test may change.
+#[derive(Debug, Clone)]
+pub struct TestSettings {
+    pub token_lifetime_seconds: u64,
+}
+
+impl Default for TestSettings {
+    fn default() -> Self {
+        TestSettings {
+            token_lifetime_seconds: 3600,
+        }
+    }
+}
+
+/// The app on a fresh database of `backend`; `None` when MySQL is not configured outside CI.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, TestSettings::default()).await
+}
+
+/// Like [`spawn_app`], with settings.
+pub async fn spawn_app_with(backend: Backend, settings: TestSettings) -> Option<TestApp> {
+    let (database_url, db, sqlite_dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+            let db =
+                TestDatabase::Sqlite(SqlitePool::connect_lazy(&url).expect("a valid SQLite URL"));
+            (url, db, Some(dir))
+        }
+        Backend::MySql => {
+            let server = mysql_server_url()?;
+            let name = unique_name("kv_test");
+            let mut admin = MySqlConnection::connect(&server)
+                .await
+                .expect("the MySQL test server at KV_TEST_MYSQL_URL answers");
+            admin
+                .execute(format!("CREATE DATABASE `{name}`").as_str())
+                .await
+                .expect("a fresh test database");
+            let url = format!("{server}/{name}");
+            let db = TestDatabase::MySql(MySqlPool::connect_lazy(&url).expect("a valid MySQL URL"));
+            (url, db, None)
+        }
+    };
+
+    let vars = HashMap::from([
+        ("DATABASE_URL".to_owned(), database_url),
+        ("JWT_SECRET".to_owned(), TEST_JWT_SECRET.to_owned()),
+        (
+            "TOKEN_LIFETIME_SECONDS".to_owned(),
+            settings.token_lifetime_seconds.to_string(),
+        ),
+    ]);
+    let config = Config::from_sources(Runtime::Local, &|name| vars.get(name).cloned(), None)
+        .await
+        .expect("a valid test configuration");
+    let state = AppState::new(&config);
+    state.store.migrate().await.expect("migrations apply");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+    tokio::spawn(kv_shared::server::serve(listener, state.clone(), async {
+        let _ = shutdown_signal.await;
+    }));
+
+    Some(TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        state,
+        shutdown: Some(shutdown),
+        _sqlite_dir: sqlite_dir,
+    })
+}
+
+/// The server-level URL of the MySQL test server. Outside CI, `None` (and a note) when unset;
+/// under CI a missing server is a failure, never a skip.
+pub fn mysql_server_url() -> Option<String> {
+    match std::env::var("KV_TEST_MYSQL_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().trim_end_matches('/').to_owned()),
+        _ if is_ci() => panic!(
+            "KV_TEST_MYSQL_URL is not set, and under CI the MySQL tests must run: use ./scripts/test.sh"
+        ),
+        _ => {
+            eprintln!("skipped: KV_TEST_MYSQL_URL is not set (./scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+fn is_ci() -> bool {
+    matches!(
+        std::env::var("CI").as_deref(),
+        Ok("true" | "TRUE" | "True" | "1")
+    )
+}
+
+/// A name no other test, process or run uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+impl TestApp {
+    /// Sends a request; `body` is sent as JSON when given.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.expect("the app answers")).await
+    }
+
+    /// Sends `body` as it is, with a JSON content type.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.expect("the app answers")).await
+    }
+
+    pub async fn register(&self, body: Value) -> Answer {
+        self.request(Method::POST, "/auth/register", None, Some(body))
+            .await
+    }
+
+    pub async fn token(&self, body: Value) -> Answer {
+        self.request(Method::POST, "/auth/token", None, Some(body))
+            .await
+    }
+
+    /// Registers `username` with valid details and returns its user id.
+    pub async fn register_user(&self, username: &str) -> i64 {
+        let answer = self.register(registration(username)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        answer.body["data"]["user_id"]
+            .as_str()
+            .expect("user_id is a string")
+            .parse()
+            .expect("user_id is numeric")
+    }
+
+    /// Registers `username` and returns a token for it.
+    pub async fn user_with_token(&self, username: &str) -> (i64, String) {
+        let user_id = self.register_user(username).await;
+        (user_id, self.login(username).await)
+    }
+
+    /// A fresh access token for `username`.
+    pub async fn login(&self, username: &str) -> String {
+        let answer = self
+            .token(json!({"username": username, "password": PASSWORD}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        answer.body["data"]["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
+    pub async fn store(&self, token: &str, key: &str, value: &str) -> Answer {
+        self.request(
+            Method::POST,
+            "/data/store",
+            Some(token),
+            Some(json!({"keyN": key, "valueN": value})),
+        )
+        .await
+    }
+
+    pub async fn retrieve(&self, token: &str, key: &str) -> Answer {
+        self.request(
+            Method::GET,
+            &format!("/data/retrieve/{}", encode(key)),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    pub async fn update(&self, token: &str, key: &str, value: &str) -> Answer {
+        self.request(
+            Method::PUT,
+            &format!("/data/update/{}", encode(key)),
+            Some(token),
+            Some(json!({"valueN": value})),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, token: &str, key: &str) -> Answer {
+        self.request(
+            Method::DELETE,
+            &format!("/data/delete/{}", encode(key)),
+            Some(token),
+            None,
+        )
+        .await
+    }
+}
+
+/// A valid registration body for `username`.
+pub fn registration(username: &str) -> Value {
+    json!({
+        "username": username,
+        "email": format!("{username}@example.com"),
+        "password": PASSWORD,
+        "full_name": "Test User",
+        "age": 30,
+        "gender": "female",
+    })
+}
+
+/// `key` as one percent-encoded path segment.
+pub fn encode(key: &str) -> String {
+    percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+async fn read(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let headers = response.headers().clone();
+    assert_eq!(
+        headers
+            .get("content-type")
+            .and_then(|value| value.to_str().ok()),
+        Some("application/json"),
+        "every answer is JSON (status {status})"
+    );
+    let bytes = response.bytes().await.expect("a body");
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("the body is JSON: {}", String::from_utf8_lossy(&bytes)));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The database of a test app, for checking what the API did to it.
+pub enum TestDatabase {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+}
+
+/// A user row as stored.
+#[derive(Debug)]
+pub struct StoredUser {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub full_name: String,
+    pub age: Option<i64>,
+    pub gender: String,
+}
+
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            TestDatabase::Sqlite($pool) => $body,
+            TestDatabase::MySql($pool) => $body,
+        }
+    };
+}
+
+impl TestDatabase {
+    /// The users whose username matches case-insensitively.
+    pub async fn users_named(&self, username: &str) -> Vec<StoredUser> {
+        // The email column has a binary collation, which sqlx reads only as bytes on MySQL.
+        const SQL: &str = "SELECT id, username, CAST(email AS CHAR) AS email, password_hash, \
+             full_name, age, gender FROM users WHERE LOWER(username) = LOWER(?)";
+        on_db!(self, pool => sqlx::query(SQL)
+            .bind(username)
+            .fetch_all(pool)
+            .await
+            .expect("users can be read")
+            .into_iter()
+            .map(|row| StoredUser {
+                id: row.get("id"),
+                username: row.get("username"),
+                email: row.get("email"),
+                password_hash: row.get("password_hash"),
+                full_name: row.get("full_name"),
+                age: row.get("age"),
+                gender: row.get("gender"),
+            })
+            .collect())
+    }
+
+    /// The stored value of a user's key.
+    pub async fn value_of(&self, user_id: i64, key: &str) -> Option<String> {
+        on_db!(self, pool => sqlx::query("SELECT value FROM entries WHERE user_id = ? AND entry_key = ?")
+            .bind(user_id)
+            .bind(key)
+            .fetch_optional(pool)
+            .await
+            .expect("entries can be read")
+            .map(|row| row.get(0)))
+    }
+
+    /// How many entries a user holds.
+    pub async fn entry_count(&self, user_id: i64) -> i64 {
+        on_db!(self, pool => sqlx::query("SELECT COUNT(*) FROM entries WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(pool)
+            .await
+            .expect("entries can be counted")
+            .get(0))
+    }
+
+    /// How many users there are.
+    pub async fn user_count(&self) -> i64 {
+        on_db!(self, pool => sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(pool)
+            .await
+            .expect("users can be counted")
+            .get(0))
+    }
+
+    /// Removes a user (and, by the foreign key, the user's entries).
+    pub async fn delete_user(&self, user_id: i64) {
+        on_db!(self, pool => sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(drop)
+            .expect("the user can be deleted"))
+    }
+}
+
+/// Waits a little, for tests that need a token to expire.
+pub async fn sleep(duration: Duration) {
+    tokio::time::sleep(duration).await;
+}

@@ -1,0 +1,187 @@
+//! Each Lambda function's service, driven by real API Gateway events (HTTP API payload v2 and
+//! REST API payload v1) through lambda_http's own conversions, as `lambda_http::run` does.
+
+use std::path::Path;
+
+use kv_shared::AppState;
+use kv_shared::lambda::function_service;
+use kv_shared::routes::Endpoint;
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::{Service, ServiceExt};
+use lambda_http::{Adapter, Context, LambdaEvent};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, on_both_backends};
+
+on_both_backends!(
+    http_api_events_walk_the_contract,
+    rest_api_events_walk_the_contract,
+    http_api_named_stages_are_routed,
+    a_function_serves_only_its_own_route,
+);
+
+/// What a function answered: the Lambda response and its body.
+struct Invocation {
+    response: Value,
+    status: u64,
+    body: Value,
+}
+
+/// The event in `tests/fixtures/events/<name>`, with `__TOKEN__` replaced by `token`.
+fn event(name: &str, token: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/events")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path:?}: {error}"));
+    serde_json::from_str(&text.replace("__TOKEN__", token)).expect("a JSON event")
+}
+
+/// Invokes the function of `endpoint` with `event`, as the Lambda runtime would.
+async fn invoke(endpoint: Endpoint, state: &AppState, event: Value) -> Invocation {
+    let request: LambdaRequest = serde_json::from_value(event).expect("an API Gateway event");
+    let mut function = Adapter::from(function_service(endpoint, state.clone()));
+    let response = function
+        .ready()
+        .await
+        .unwrap()
+        .call(LambdaEvent::new(request, Context::default()))
+        .await
+        .unwrap();
+    let response = serde_json::to_value(&response).unwrap();
+    assert_eq!(response["isBase64Encoded"], false, "{response}");
+    let content_type = response["headers"]["content-type"]
+        .as_str()
+        .or(response["multiValueHeaders"]["content-type"][0].as_str());
+    assert_eq!(content_type, Some("application/json"), "{response}");
+    let body =
+        serde_json::from_str(response["body"].as_str().expect("a text body")).expect("a JSON body");
+    Invocation {
+        status: response["statusCode"].as_u64().unwrap(),
+        response,
+        body,
+    }
+}
+
+/// register, token, store, retrieve, update, retrieve, delete, retrieve: each through its own
+/// function, with the events of `payload` (a folder of fixtures).
+async fn walk_the_contract(app: &TestApp, payload: &str) {
+    let fixture = |name: &str| format!("{payload}/{name}.json");
+    let state = &app.state;
+
+    let registered = invoke(Endpoint::Register, state, event(&fixture("register"), "")).await;
+    assert_eq!(registered.status, 200, "{}", registered.response);
+    assert_eq!(registered.body["data"]["username"], "lambda_user");
+    let user_id: i64 = registered.body["data"]["user_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let issued = invoke(Endpoint::Token, state, event(&fixture("token"), "")).await;
+    assert_eq!(issued.status, 200, "{}", issued.response);
+    let token = issued.body["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let stored = invoke(Endpoint::Store, state, event(&fixture("store"), &token)).await;
+    assert_eq!(
+        stored.body,
+        json!({"status": "success", "message": "Data stored successfully."})
+    );
+    assert_eq!(
+        app.db.value_of(user_id, "a/b c").await.as_deref(),
+        Some("hello")
+    );
+
+    let retrieved = invoke(
+        Endpoint::Retrieve,
+        state,
+        event(&fixture("retrieve"), &token),
+    )
+    .await;
+    assert_eq!(retrieved.status, 200, "{}", retrieved.response);
+    assert_eq!(
+        retrieved.body,
+        json!({"status": "success", "data": {"keyN": "a/b c", "valueN": "hello"}})
+    );
+
+    let updated = invoke(Endpoint::Update, state, event(&fixture("update"), &token)).await;
+    assert_eq!(
+        updated.body,
+        json!({"status": "success", "message": "Data updated successfully."})
+    );
+    assert_eq!(
+        app.db.value_of(user_id, "a/b c").await.as_deref(),
+        Some("world")
+    );
+    let retrieved = invoke(
+        Endpoint::Retrieve,
+        state,
+        event(&fixture("retrieve"), &token),
+    )
+    .await;
+    assert_eq!(retrieved.body["data"]["valueN"], "world");
+
+    let deleted = invoke(Endpoint::Delete, state, event(&fixture("delete"), &token)).await;
+    assert_eq!(
+        deleted.body,
+        json!({"status": "success", "message": "Data deleted successfully."})
+    );
+    assert_eq!(app.db.value_of(user_id, "a/b c").await, None);
+    let missing = invoke(
+        Endpoint::Retrieve,
+        state,
+        event(&fixture("retrieve"), &token),
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["code"], "KEY_NOT_FOUND");
+
+    let unauthenticated = invoke(
+        Endpoint::Retrieve,
+        state,
+        event(&fixture("retrieve"), "forged"),
+    )
+    .await;
+    assert_eq!(unauthenticated.status, 401);
+    assert_eq!(unauthenticated.body["code"], "INVALID_TOKEN");
+}
+
+async fn http_api_events_walk_the_contract(app: TestApp) {
+    walk_the_contract(&app, "http-api-v2").await;
+}
+
+/// REST API events put the stage (`prod`) in front of the path, keep the key percent-encoded
+/// and, for the store event, base64-encode the body.
+async fn rest_api_events_walk_the_contract(app: TestApp) {
+    walk_the_contract(&app, "rest-api-v1").await;
+}
+
+async fn http_api_named_stages_are_routed(app: TestApp) {
+    let mut registration = event("http-api-v2/register.json", "");
+    registration["rawPath"] = json!("/prod/auth/register");
+    registration["requestContext"]["http"]["path"] = json!("/prod/auth/register");
+    registration["requestContext"]["stage"] = json!("prod");
+    let answer = invoke(Endpoint::Register, &app.state, registration).await;
+    assert_eq!(answer.status, 200, "{}", answer.response);
+}
+
+async fn a_function_serves_only_its_own_route(app: TestApp) {
+    // The register event sent to the retrieve function: not its route.
+    let stray = invoke(
+        Endpoint::Retrieve,
+        &app.state,
+        event("http-api-v2/register.json", ""),
+    )
+    .await;
+    assert_eq!(stray.status, 404);
+    assert_eq!(stray.body["code"], "NOT_FOUND");
+
+    let mut wrong_method = event("rest-api-v1/register.json", "");
+    wrong_method["httpMethod"] = json!("GET");
+    let answer = invoke(Endpoint::Register, &app.state, wrong_method).await;
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.body["code"], "METHOD_NOT_ALLOWED");
+    assert_eq!(app.db.user_count().await, 0);
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real local adapter on a random port, each test on a fresh database,
+//! every contract test on SQLite and on MySQL (see `helpers::on_both_backends`).
+
+mod helpers;
+
+mod auth_data;
+mod concurrency;
+mod data;
+mod lambda;
+mod register;
+mod routing;
+mod token;
