@@ -15,7 +15,8 @@
 # 2. cargo fmt --check, cargo clippy -D warnings
 # 3. the tests: cargo nextest (if installed) or cargo test, with ARGS passed
 #    through (e.g. a test name filter), then the doc tests (which nextest
-#    cannot run) without ARGS.
+#    cannot run) without ARGS, then scripts/fuzz.sh (schemathesis against the
+#    OpenAPI document).
 # 4. stops the MariaDB server again if this script started it; a server that
 #    was already running is left alone.
 set -euo pipefail
@@ -90,6 +91,8 @@ else
 fi
 # Run the doc tests even if a test failed, to report everything in one go.
 run cargo test --workspace --doc --no-fail-fast || status=$?
+# Contract fuzzing of the running adapter against its OpenAPI document.
+run ./scripts/fuzz.sh || status=$?
 
 if ((status != 0)); then
     say "FAILED (exit code $status)"

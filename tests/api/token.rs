@@ -95,6 +95,12 @@ async fn wrong_passwords_and_unknown_users_get_the_same_answer(app: TestApp) {
     for answer in [&wrong, &unknown] {
         assert_eq!(answer.headers["www-authenticate"], "Bearer");
     }
+    // Names no one can register are unknown too, whatever characters they hold.
+    for username in ["\u{2}Fá\u{8e} o", "ключ", "a b", "x".repeat(65).as_str()] {
+        app.token(json!({"username": username, "password": PASSWORD}))
+            .await
+            .assert_code(401, "INVALID_CREDENTIALS");
+    }
 }
 
 #[tokio::test]

@@ -146,7 +146,14 @@ pub(super) async fn token(
     }
 
     let internal = |error: crate::auth::PasswordError| ApiError::Internal(error.to_string());
-    let user_id = match state.store.find_credentials(username).await? {
+    // A name that breaks the username rules names no one: no need to ask the database (whose
+    // ASCII column could not even compare it), but the answer still costs one verification.
+    let credentials = if is_valid_username(username) {
+        state.store.find_credentials(username).await?
+    } else {
+        None
+    };
+    let user_id = match credentials {
         Some((user_id, hash)) => state
             .passwords
             .verify(password, &hash)

@@ -7,6 +7,7 @@ mod extract;
 mod health;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::header;
 use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -16,6 +17,9 @@ use crate::error::ApiError;
 
 /// Largest request body accepted, in bytes (1 MiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The OpenAPI 3 document of the contract, served by the local adapter at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 /// One endpoint of the API; each is deployed as its own Lambda function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,14 +77,18 @@ impl Endpoint {
     }
 }
 
-/// The whole API and `GET /health`, as the local adapter serves it.
+/// The whole API, `GET /health` and `GET /openapi.json`, as the local adapter serves them.
 pub fn app(state: AppState) -> Router {
     let router = Endpoint::ALL
         .into_iter()
         .fold(Router::new(), |router, endpoint| {
             router.route(endpoint.path(), endpoint.handler())
         })
-        .route("/health", get(health::health));
+        .route("/health", get(health::health))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
+        );
     finish(router, state)
 }
 
