@@ -9,8 +9,9 @@
 #
 # The server is completely separate from any system MariaDB/MySQL: it reads no
 # option files (--no-defaults), keeps all of its state under
-# <repo>/target/mariadb/ and listens on 127.0.0.1:${KV_TEST_MYSQL_PORT:-33061}
-# only (never 3306). `cargo clean` wipes it; the next `start` re-creates it.
+# <repo>/target/mariadb/ (or $KV_MARIADB_DIR: the fault tests run servers of their own
+# that way) and listens on 127.0.0.1:${KV_TEST_MYSQL_PORT:-33061} only (never 3306).
+# `cargo clean` wipes it; the next `start` re-creates it.
 #
 # Credentials are a local test fixture, not a secret:
 #   user kv / password kv-test-password, ALL PRIVILEGES ON *.* (every test
@@ -23,7 +24,7 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-BASE_DIR="$REPO_ROOT/target/mariadb"
+BASE_DIR="${KV_MARIADB_DIR:-$REPO_ROOT/target/mariadb}"
 DATA_DIR="$BASE_DIR/data"
 TMP_DIR="$BASE_DIR/tmp"
 PID_FILE="$BASE_DIR/mariadbd.pid"

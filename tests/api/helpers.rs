@@ -159,30 +159,41 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Like [`spawn_app`], with settings.
 pub async fn spawn_app_with(backend: Backend, settings: TestSettings) -> Option<TestApp> {
-    let (database_url, db, sqlite_dir) = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let url = format!("sqlite://{}", dir.path().join("kv.db").display());
-            let db =
-                TestDatabase::Sqlite(SqlitePool::connect_lazy(&url).expect("a valid SQLite URL"));
-            (url, db, Some(dir))
-        }
-        Backend::MySql => {
-            let server = mysql_server_url()?;
-            let name = unique_name("kv_test");
-            let mut admin = MySqlConnection::connect(&server)
-                .await
-                .expect("the MySQL test server at KV_TEST_MYSQL_URL answers");
-            admin
-                .execute(format!("CREATE DATABASE `{name}`").as_str())
-                .await
-                .expect("a fresh test database");
-            let url = format!("{server}/{name}");
-            let db = TestDatabase::MySql(MySqlPool::connect_lazy(&url).expect("a valid MySQL URL"));
-            (url, db, None)
-        }
-    };
+    match backend {
+        Backend::Sqlite => Some(spawn_app_on_sqlite(settings).await),
+        Backend::MySql => Some(spawn_app_on_mysql(&mysql_server_url()?, settings).await),
+    }
+}
 
+/// The app on a fresh SQLite file in a temporary directory.
+async fn spawn_app_on_sqlite(settings: TestSettings) -> TestApp {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    let db = TestDatabase::Sqlite(SqlitePool::connect_lazy(&url).expect("a valid SQLite URL"));
+    start(url, db, Some(dir), settings).await
+}
+
+/// The app on a fresh database of the MySQL server at `server` (a URL without a database).
+pub async fn spawn_app_on_mysql(server: &str, settings: TestSettings) -> TestApp {
+    let name = unique_name("kv_test");
+    let mut admin = MySqlConnection::connect(server)
+        .await
+        .expect("the MySQL test server answers");
+    admin
+        .execute(format!("CREATE DATABASE `{name}`").as_str())
+        .await
+        .expect("a fresh test database");
+    let url = format!("{server}/{name}");
+    let db = TestDatabase::MySql(MySqlPool::connect_lazy(&url).expect("a valid MySQL URL"));
+    start(url, db, None, settings).await
+}
+
+async fn start(
+    database_url: String,
+    db: TestDatabase,
+    sqlite_dir: Option<tempfile::TempDir>,
+    settings: TestSettings,
+) -> TestApp {
     let vars = HashMap::from([
         ("DATABASE_URL".to_owned(), database_url),
         ("JWT_SECRET".to_owned(), TEST_JWT_SECRET.to_owned()),
@@ -206,14 +217,18 @@ pub async fn spawn_app_with(backend: Backend, settings: TestSettings) -> Option<
         let _ = shutdown_signal.await;
     }));
 
-    Some(TestApp {
+    TestApp {
         address,
-        client: reqwest::Client::new(),
+        // Bounded, so that a hang fails the test instead of stalling the run.
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client"),
         db,
         state,
         shutdown: Some(shutdown),
         _sqlite_dir: sqlite_dir,
-    })
+    }
 }
 
 /// The server-level URL of the MySQL test server. Outside CI, `None` (and a note) when unset;
@@ -231,7 +246,7 @@ pub fn mysql_server_url() -> Option<String> {
     }
 }
 
-fn is_ci() -> bool {
+pub fn is_ci() -> bool {
     matches!(
         std::env::var("CI").as_deref(),
         Ok("true" | "TRUE" | "True" | "1")
