@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""Checks template.yaml against the workspace, the API contract and docs/deploy.md.
+
+    check_template.py [TEMPLATE] [--contract PATH] [--doc PATH]
+    check_template.py TEMPLATE --write-variants DIR
+    check_template.py TEMPLATE --sam-translate OUT_JSON
+
+TEMPLATE defaults to <repo>/template.yaml. The checks:
+
+- every AWS::Serverless::Function is built from a binary of a crate under functions/ (its
+  Metadata BuildProperties.Binary, `cargo metadata --no-deps`) that is a default member of the
+  workspace (`sam build` runs `cargo lambda build --bin NAME` at the root), with the
+  rust-cargolambda build method, and every binary of a crate under functions/ has a function;
+- every HttpApi route (method and path, `{key+}` read as `{key}`) is an endpoint of the
+  contract (the `## METHOD /path` headings of ../shared/CONTRACT.md beside the repository),
+  every endpoint the contract does not mark "only" has a route, path parameters are greedy,
+  and the routes agree with the cargo-lambda router in Cargo.toml;
+- every function's environment variables (Globals included) are ones shared/src/config.rs
+  (or telemetry.rs: RUST_LOG) reads, the ones the functions need on Lambda are set, and each
+  function may read exactly the secrets its *_SECRET_ARN variables name;
+- docs/deploy.md documents exactly the template's parameters.
+
+With --write-variants, writes copies of TEMPLATE whose parameter defaults select the other
+configurations (no proxy; existing VPC and database, with and without proxy) into DIR and
+prints their paths, so that cfn-lint can check every branch of the conditions. With
+--sam-translate, writes the CloudFormation template the SAM transform makes of TEMPLATE.
+
+Needs PyYAML (and aws-sam-translator for --sam-translate). Exits 1 and lists every problem when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Used only when ../shared/CONTRACT.md is absent (a warning says so).
+FALLBACK_ENDPOINTS = [
+    ("POST", "/auth/register", True),
+    ("POST", "/auth/token", True),
+    ("POST", "/data/store", True),
+    ("GET", "/data/retrieve/{key}", True),
+    ("PUT", "/data/update/{key}", True),
+    ("DELETE", "/data/delete/{key}", True),
+    ("GET", "/health", False),
+]
+
+# What every function needs on Lambda (kv_shared::config::Config::load(Runtime::Lambda)): the
+# database from a secret, and a JWT key, except for db-migrate, which supplies none.
+REQUIRED_ENV = ["DATABASE_SECRET_ARN", "DATABASE_HOST"]
+REQUIRED_ENV_API = ["JWT_SECRET_ARN"]
+NO_JWT_BINARIES = {"db-migrate"}
+
+SECRETS_POLICY = "AWSSecretsManagerGetSecretValuePolicy"
+
+
+# ------------------------------------------------------------------ YAML with CloudFormation tags
+class CfnLoader(yaml.SafeLoader):
+    """A safe loader that reads CloudFormation's short forms as their long forms."""
+
+
+def _construct_tag(loader: CfnLoader, suffix: str, node: yaml.Node):
+    name = "Ref" if suffix == "Ref" else "Condition" if suffix == "Condition" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if name == "Fn::GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template(path: Path) -> dict:
+    with path.open(encoding="utf-8") as handle:
+        template = yaml.load(handle, Loader=CfnLoader)  # noqa: S506 (a SafeLoader subclass)
+    if not isinstance(template, dict):
+        raise SystemExit(f"{path}: not a YAML mapping")
+    return template
+
+
+# ------------------------------------------------------------------------------------- sources
+def workspace_binaries() -> tuple[set[str], set[str], set[str], dict]:
+    """(every binary of the workspace, the binaries of crates under functions/, the binaries of
+    default members, the workspace metadata)."""
+    output = subprocess.run(
+        ["cargo", "metadata", "--no-deps", "--format-version", "1",
+         "--manifest-path", str(REPO / "Cargo.toml")],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    metadata = json.loads(output)
+    functions_dir = Path(metadata["workspace_root"]) / "functions"
+    default_members = set(metadata.get("workspace_default_members") or [])
+    every, functions, defaults = set(), set(), set()
+    for package in metadata["packages"]:
+        bins = {t["name"] for t in package["targets"] if "bin" in t["kind"]}
+        every |= bins
+        if functions_dir in Path(package["manifest_path"]).parents:
+            functions |= bins
+        if package["id"] in default_members:
+            defaults |= bins
+    return every, functions, defaults, metadata.get("metadata") or {}
+
+
+def contract_endpoints(path: Path) -> tuple[list[tuple[str, str, bool]], str]:
+    """(method, path, required on Lambda) of each `## METHOD /path` heading, and the source."""
+    if not path.is_file():
+        return FALLBACK_ENDPOINTS, f"the built-in list ({path} is absent)"
+    endpoints = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^##\s+(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+(/\S*)(.*)$", line)
+        if match:
+            # "## GET /health (local adapter and docker-compose only)": not on Lambda.
+            required = not re.search(r"\bonly\b", match.group(3))
+            endpoints.append((match.group(1), match.group(2), required))
+    if not endpoints:
+        raise SystemExit(f"{path}: no '## METHOD /path' headings found")
+    return endpoints, str(path)
+
+
+def config_variables() -> set[str]:
+    """The environment variables kv_shared reads: config.rs, and RUST_LOG from telemetry.rs."""
+    config = (REPO / "shared/src/config.rs").read_text(encoding="utf-8")
+    names = set(re.findall(r'\b(?:get|var|var_os)\(\s*"([A-Z][A-Z0-9_]*)"', config))
+    names |= set(re.findall(r'\bparse\(\s*&get,\s*"([A-Z][A-Z0-9_]*)"', config))
+    telemetry = (REPO / "shared/src/telemetry.rs").read_text(encoding="utf-8")
+    if "RUST_LOG" in telemetry and "from_default_env" in telemetry:
+        names.add("RUST_LOG")
+    # AWS_LAMBDA_FUNCTION_NAME and the other AWS_ variables are Lambda's own: reserved.
+    names = {name for name in names if not name.startswith("AWS_")}
+    if not names:
+        raise SystemExit("shared/src/config.rs: found no environment variable names")
+    return names
+
+
+def documented_parameters(path: Path) -> set[str]:
+    """Parameter names in the first column of the Markdown tables of `path`."""
+    names = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\|\s*`([A-Za-z][A-Za-z0-9]*)`\s*\|", line)
+        if match:
+            names.add(match.group(1))
+    return names
+
+
+# -------------------------------------------------------------------------------------- checks
+def normalise(path: str) -> str:
+    return re.sub(r"\{(\w+)\+\}", r"{\1}", path)
+
+
+def check(template_path: Path, contract_path: Path, doc_path: Path) -> list[str]:
+    errors: list[str] = []
+    template = load_template(template_path)
+    resources = template.get("Resources") or {}
+    globals_fn = (template.get("Globals") or {}).get("Function") or {}
+    every_bin, function_bins, default_bins, ws_metadata = workspace_binaries()
+
+    functions = {
+        name: resource for name, resource in resources.items()
+        if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function"
+    }
+    http_apis = {
+        name for name, resource in resources.items()
+        if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::HttpApi"
+    }
+
+    # Functions <-> binaries.
+    binary_of: dict[str, str] = {}
+    for name, resource in functions.items():
+        metadata = resource.get("Metadata") or {}
+        props = resource.get("Properties") or {}
+        binary = (metadata.get("BuildProperties") or {}).get("Binary")
+        if metadata.get("BuildMethod") != "rust-cargolambda":
+            errors.append(f"{name}: Metadata.BuildMethod must be rust-cargolambda")
+        if not binary:
+            errors.append(f"{name}: no Metadata.BuildProperties.Binary (CodeUri is the workspace root)")
+            continue
+        if binary not in function_bins:
+            where = "is not a Lambda function crate under functions/" if binary in every_bin \
+                else "is not a binary of the workspace"
+            errors.append(f"{name}: binary {binary!r} {where} "
+                          f"(functions: {', '.join(sorted(function_bins))})")
+        elif binary not in default_bins:
+            errors.append(f"{name}: binary {binary!r} is not in a default member of the workspace: "
+                          "`sam build` runs `cargo lambda build --bin` at the root, which would not "
+                          "find it (add its crate to default-members in Cargo.toml)")
+        if binary in binary_of.values():
+            errors.append(f"{name}: binary {binary!r} is built by another function too")
+        binary_of[name] = binary
+        for key, expected in (("Runtime", "provided.al2023"), ("Handler", "bootstrap"),
+                              ("Architectures", ["arm64"]), ("CodeUri", ".")):
+            value = props.get(key, globals_fn.get(key))
+            if value != expected:
+                errors.append(f"{name}: {key} is {value!r}, expected {expected!r}")
+    for binary in sorted(function_bins - set(binary_of.values())):
+        errors.append(f"functions/ binary {binary!r} has no AWS::Serverless::Function in the template")
+
+    # Routes <-> contract.
+    endpoints, source = contract_endpoints(contract_path)
+    if not contract_path.is_file():
+        print(f"check_template: WARNING: contract not found at {contract_path}; "
+              f"checking routes against {source}", file=sys.stderr)
+    contract = {(method, path) for method, path, _ in endpoints}
+    routes: dict[tuple[str, str], str] = {}
+    for name, resource in functions.items():
+        events = (resource.get("Properties") or {}).get("Events") or {}
+        for event_name, event in events.items():
+            kind = event.get("Type")
+            where = f"{name}.Events.{event_name}"
+            if kind == "Api":
+                errors.append(f"{where}: a REST API event; the API is the HTTP API")
+                continue
+            if kind != "HttpApi":
+                continue
+            props = event.get("Properties") or {}
+            api = props.get("ApiId")
+            if not (isinstance(api, dict) and api.get("Ref") in http_apis):
+                errors.append(f"{where}: ApiId must Ref the template's AWS::Serverless::HttpApi")
+            method = str(props.get("Method", "")).upper()
+            path = str(props.get("Path", ""))
+            route = (method, normalise(path))
+            if route not in contract:
+                errors.append(f"{where}: route {method} {path} is not an endpoint of the contract ({source})")
+            if route in routes:
+                errors.append(f"{where}: route {method} {path} is also served by {routes[route]}")
+            routes[route] = binary_of.get(name, name)
+            for segment in path.split("/"):
+                if re.fullmatch(r"\{\w+\}", segment):
+                    errors.append(f"{where}: {path}: path parameters must be greedy ({{key+}}): "
+                                  "HTTP APIs decode %2F before routing")
+            if "+}" in path and not re.search(r"\{\w+\+\}$", path):
+                errors.append(f"{where}: {path}: a greedy parameter must be the last segment")
+    for method, path, required in endpoints:
+        if required and (method, path) not in routes:
+            errors.append(f"contract endpoint {method} {path} has no route in the template")
+
+    # Routes <-> cargo lambda watch router.
+    router = ((ws_metadata.get("lambda") or {}).get("watch") or {}).get("router")
+    if router is not None:
+        local: dict[tuple[str, str], str] = {}
+        for path, target in router.items():
+            entries = target if isinstance(target, list) else [{"method": "*", "function": target}]
+            for entry in entries:
+                local[(str(entry.get("method", "*")).upper(), path)] = entry.get("function")
+        def show(route: tuple[str, str], function: str) -> str:
+            return f"{route[0]} {route[1]} -> {function}"
+
+        for route, function in sorted(set(local.items()) - set(routes.items())):
+            errors.append("Cargo.toml [workspace.metadata.lambda.watch.router] has "
+                          f"{show(route, function)}, which the template does not route")
+        for route, function in sorted(set(routes.items()) - set(local.items())):
+            errors.append(f"the template routes {show(route, function)}, which Cargo.toml "
+                          "[workspace.metadata.lambda.watch.router] does not")
+
+    # Environment and secrets.
+    allowed = config_variables()
+    known = f"(known: {', '.join(sorted(allowed))})"
+    global_env = ((globals_fn.get("Environment") or {}).get("Variables")) or {}
+    for variable in sorted(set(global_env) - allowed):
+        errors.append(f"Globals.Function: environment variable {variable} is not read by "
+                      f"shared/src/config.rs {known}")
+    for name, resource in functions.items():
+        props = resource.get("Properties") or {}
+        own_env = ((props.get("Environment") or {}).get("Variables")) or {}
+        for variable in sorted(set(own_env) - allowed):
+            errors.append(f"{name}: environment variable {variable} is not read by "
+                          f"shared/src/config.rs {known}")
+        env = {**global_env, **own_env}
+        required = REQUIRED_ENV + ([] if binary_of.get(name) in NO_JWT_BINARIES else REQUIRED_ENV_API)
+        for variable in required:
+            if variable not in env:
+                errors.append(f"{name}: {variable} is not set; the function cannot start on Lambda without it")
+        wanted = [env[v] for v in sorted(env) if v.endswith("_SECRET_ARN")]
+        granted = []
+        for policy in props.get("Policies") or []:
+            if isinstance(policy, dict) and SECRETS_POLICY in policy:
+                granted.append((policy[SECRETS_POLICY] or {}).get("SecretArn"))
+            elif isinstance(policy, (str, dict)):
+                errors.append(f"{name}: policy {policy!r} is not a {SECRETS_POLICY}; "
+                              "extend the checker if it is needed")
+        for secret in wanted:
+            if secret not in granted:
+                errors.append(f"{name}: may not read the secret {secret!r} its environment names")
+        for secret in granted:
+            if secret not in wanted:
+                errors.append(f"{name}: may read the secret {secret!r}, which its environment does not name")
+
+    # Parameters <-> docs/deploy.md.
+    parameters = set((template.get("Parameters") or {}).keys())
+    if not doc_path.is_file():
+        errors.append(f"{doc_path}: missing; it must document every template parameter")
+    else:
+        documented = documented_parameters(doc_path)
+        for parameter in sorted(parameters - documented):
+            errors.append(f"parameter {parameter} is not documented in {doc_path}")
+        for parameter in sorted(documented - parameters):
+            errors.append(f"{doc_path} documents {parameter}, which is not a template parameter")
+    return errors
+
+
+# ------------------------------------------------------------------------------------ variants
+VARIANTS = {
+    "no-proxy": {"EnableRdsProxy": "false"},
+    "existing-database-with-proxy": {
+        "ExistingVpcId": "vpc-0123456789abcdef0",
+        "ExistingSubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+        "ExistingDatabaseHost": "kv.abcdefghijkl.eu-west-1.rds.amazonaws.com",
+        "ExistingDatabaseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kv-db-AbCdEf",
+        "ExistingDatabaseInstanceIdentifier": "kv-db",
+    },
+    "existing-database-without-proxy": {
+        "EnableRdsProxy": "false",
+        "ExistingVpcId": "vpc-0123456789abcdef0",
+        "ExistingSubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+        "ExistingDatabaseHost": "kv.abcdefghijkl.eu-west-1.rds.amazonaws.com",
+        "ExistingDatabaseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kv-db-AbCdEf",
+    },
+}
+
+
+def write_variants(template_path: Path, out_dir: Path) -> list[Path]:
+    """Copies of the template whose parameter defaults select the other configurations (cfn-lint
+    ignores --parameters on SAM templates, so the defaults are rewritten in the text)."""
+    text = template_path.read_text(encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for variant, defaults in VARIANTS.items():
+        copy = text
+        for parameter, value in defaults.items():
+            pattern = re.compile(rf"(^  {parameter}:\n(?:    .*\n)*?    Default: ).*$", re.MULTILINE)
+            copy, count = pattern.subn(lambda m: m.group(1) + json.dumps(value), copy, count=1)
+            if count != 1:
+                raise SystemExit(f"{template_path}: parameter {parameter} has no Default to rewrite")
+        path = out_dir / f"template.{variant}.yaml"
+        path.write_text(copy, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def sam_translate(template_path: Path, out_path: Path) -> None:
+    """Writes the CloudFormation template the SAM transform makes of TEMPLATE (the aws-sam-translator
+    that `sam deploy` and CloudFormation run), with local CodeUris replaced by a dummy S3 location
+    as `sam package` would, so that cfn-lint can check the resources actually deployed."""
+    import os
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from samtranslator.parser import parser as sam_parser  # pylint: disable=import-outside-toplevel
+    from samtranslator.translator.translator import Translator  # pylint: disable=import-outside-toplevel
+
+    template = load_template(template_path)
+    packaged = "s3://sam-artifacts/function.zip"
+    globals_fn = (template.get("Globals") or {}).get("Function") or {}
+    if "CodeUri" in globals_fn:
+        globals_fn["CodeUri"] = packaged
+    for resource in (template.get("Resources") or {}).values():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Serverless::Function" and "CodeUri" in props:
+            props["CodeUri"] = packaged
+    translator = Translator(managed_policy_map={}, sam_parser=sam_parser.Parser())
+    translated = translator.translate(sam_template=template, parameter_values={})
+    out_path.write_text(json.dumps(translated, indent=1), encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("template", nargs="?", type=Path, default=REPO / "template.yaml")
+    parser.add_argument("--contract", type=Path, default=REPO.parent / "shared" / "CONTRACT.md")
+    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "deploy.md")
+    parser.add_argument("--write-variants", type=Path, metavar="DIR")
+    parser.add_argument("--sam-translate", type=Path, metavar="OUT_JSON")
+    args = parser.parse_args()
+
+    if args.sam_translate:
+        try:
+            sam_translate(args.template, args.sam_translate)
+        except Exception as error:  # noqa: BLE001 (the translator's own messages say what is wrong)
+            print(f"check_template: the SAM transform of {args.template} fails: {error}", file=sys.stderr)
+            return 1
+        return 0
+    if args.write_variants:
+        for path in write_variants(args.template, args.write_variants):
+            print(path)
+        return 0
+
+    errors = check(args.template, args.contract, args.doc)
+    if errors:
+        print(f"check_template: {args.template}: {len(errors)} problem(s):", file=sys.stderr)
+        for error in errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 1
+    print(f"check_template: {args.template}: functions, routes, environment, secrets and "
+          "documented parameters agree with the workspace, the contract and docs/deploy.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
