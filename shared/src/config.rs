@@ -61,6 +61,14 @@ pub struct Config {
     pub token_lifetime: Duration,
 }
 
+/// Where the database is and how to pool connections to it: all that a process which signs
+/// no tokens (the migration function) needs.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub database: ConnectOptions,
+    pub pool: PoolSettings,
+}
+
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -91,13 +99,7 @@ impl Config {
     /// The configuration of the current environment: plain variables, and on Lambda the
     /// secrets their `*_ARN` variables name.
     pub async fn load(runtime: Runtime) -> Result<Config, ConfigError> {
-        let needs_secrets_manager =
-            env::var_os("JWT_SECRET_ARN").is_some() || env::var_os("DATABASE_SECRET_ARN").is_some();
-        let secrets = if needs_secrets_manager {
-            Some(SecretsClient::from_env().await)
-        } else {
-            None
-        };
+        let secrets = secrets_client_if_needed(&["JWT_SECRET_ARN", "DATABASE_SECRET_ARN"]).await;
         Config::from_sources(runtime, &|name| env::var(name).ok(), secrets.as_ref()).await
     }
 
@@ -127,6 +129,32 @@ impl Config {
             return Err(ConfigError::ShortJwtSecret(jwt_secret.len()));
         }
 
+        let DatabaseConfig { database, pool } =
+            DatabaseConfig::from_sources(runtime, lookup, secrets).await?;
+        Ok(Config {
+            database,
+            pool,
+            jwt_secret,
+            token_lifetime: Duration::from_secs(parse(&get, "TOKEN_LIFETIME_SECONDS", 3600)?),
+        })
+    }
+}
+
+impl DatabaseConfig {
+    /// The database configuration of the current environment.
+    pub async fn load(runtime: Runtime) -> Result<DatabaseConfig, ConfigError> {
+        let secrets = secrets_client_if_needed(&["DATABASE_SECRET_ARN"]).await;
+        DatabaseConfig::from_sources(runtime, &|name| env::var(name).ok(), secrets.as_ref()).await
+    }
+
+    /// The database configuration `lookup` describes, fetching `DATABASE_SECRET_ARN` through
+    /// `secrets`.
+    pub async fn from_sources(
+        runtime: Runtime,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        secrets: Option<&SecretsClient>,
+    ) -> Result<DatabaseConfig, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let database = match get("DATABASE_SECRET_ARN") {
             Some(arn) => mysql_from_secret(&fetch(secrets, &arn).await?, &arn, &get)?,
             None => {
@@ -137,12 +165,11 @@ impl Config {
                 })?
             }
         };
-
         let default_connections = match runtime {
             Runtime::Local => 16,
             Runtime::Lambda => 2,
         };
-        Ok(Config {
+        Ok(DatabaseConfig {
             database,
             pool: PoolSettings {
                 max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", default_connections)?,
@@ -152,9 +179,17 @@ impl Config {
                     3,
                 )?),
             },
-            jwt_secret,
-            token_lifetime: Duration::from_secs(parse(&get, "TOKEN_LIFETIME_SECONDS", 3600)?),
         })
+    }
+}
+
+/// A Secrets Manager client when any of `arn_variables` is set, so that a process configured
+/// from plain variables never loads the AWS configuration.
+async fn secrets_client_if_needed(arn_variables: &[&str]) -> Option<SecretsClient> {
+    if arn_variables.iter().any(|name| env::var_os(name).is_some()) {
+        Some(SecretsClient::from_env().await)
+    } else {
+        None
     }
 }
 

@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use kv_shared::config::{Config, Runtime, SecretsClient};
+use kv_shared::config::{DatabaseConfig, Runtime, SecretsClient};
 use kv_shared::store::{Backend, Store, StoreError};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::{Deserialize, Serialize};
@@ -34,10 +34,6 @@ const RESPONSE_MARGIN: Duration = Duration::from_secs(40);
 
 /// How long one attempt to PUT the response may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The JWT key handed to the shared configuration, which requires one. This function signs and
-/// checks no tokens, and is not allowed to read the real key's secret: the value is never used.
-const UNUSED_JWT_SECRET: &str = "db-migrate-signs-no-tokens-this-key-is-never-used";
 
 /// A CloudFormation custom-resource request, as far as this function reads it. Every field is
 /// optional here so that an odd request still gets an answer rather than a hanging stack.
@@ -169,12 +165,7 @@ pub async fn store_from(
     lookup: &dyn Fn(&str) -> Option<String>,
     secrets: Option<&SecretsClient>,
 ) -> Result<Store, String> {
-    let lookup = |name: &str| match name {
-        "JWT_SECRET_ARN" => None,
-        "JWT_SECRET" => Some(UNUSED_JWT_SECRET.to_owned()),
-        _ => lookup(name),
-    };
-    let config = Config::from_sources(runtime, &lookup, secrets)
+    let config = DatabaseConfig::from_sources(runtime, lookup, secrets)
         .await
         .map_err(|error| format!("The configuration is incomplete: {error}"))?;
     if runtime == Runtime::Lambda && config.database.backend() != Backend::MySql {
