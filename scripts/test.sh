@@ -17,8 +17,14 @@
 #    through (e.g. a test name filter), then the doc tests (which nextest
 #    cannot run) without ARGS, then scripts/fuzz.sh (schemathesis against the
 #    OpenAPI document).
-# 4. stops the MariaDB server again if this script started it; a server that
-#    was already running is left alone.
+#    Likewise the Secrets Manager emulator (scripts/moto.sh, moto in a private
+#    virtualenv on 127.0.0.1:${KV_TEST_MOTO_PORT:-5055}), exported as
+#    KV_TEST_SECRETS_ENDPOINT for tests/secrets.rs, unless already set.
+#    Then scripts/check-containers.sh checks Dockerfile and docker-compose.yml,
+#    and scripts/check-template.sh lints template.yaml (cfn-lint) and checks it
+#    against the workspace's functions and the contract's routes.
+# 4. stops the MariaDB server and moto again if this script started them; a
+#    server that was already running is left alone.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,12 +44,24 @@ is_ci() {
 
 # --- MariaDB ----------------------------------------------------------------
 
-stop_mariadb_on_exit() {
+# Services this run started, stopped again on exit (one trap for all of them).
+stop_mariadb=0
+stop_moto=0
+stop_services_on_exit() {
     local rc=$?
-    say "stopping the MariaDB test server started by this run"
-    ./scripts/mariadb.sh stop || true
+    if ((stop_moto)); then
+        say "stopping the Secrets Manager emulator started by this run"
+        ./scripts/moto.sh stop || true
+    fi
+    if ((stop_mariadb)); then
+        say "stopping the MariaDB test server started by this run"
+        ./scripts/mariadb.sh stop || true
+    fi
     exit "$rc"
 }
+trap stop_services_on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 if [[ -n "${KV_TEST_MYSQL_URL:-}" ]]; then
     say "using the MySQL server from KV_TEST_MYSQL_URL (not starting MariaDB)"
@@ -51,10 +69,8 @@ if [[ -n "${KV_TEST_MYSQL_URL:-}" ]]; then
 else
     say "starting the MariaDB test server"
     if ! ./scripts/mariadb.sh status >/dev/null 2>&1; then
-        # Set up before `start`, so that a half-started server is stopped too.
-        trap stop_mariadb_on_exit EXIT
-        trap 'exit 130' INT
-        trap 'exit 143' TERM
+        # Set before `start`, so that a half-started server is stopped too.
+        stop_mariadb=1
     fi
     if mariadb_url="$(./scripts/mariadb.sh start)" && [[ -n "$mariadb_url" ]]; then
         mariadb_url="${mariadb_url##*$'\n'}" # last line
@@ -76,6 +92,33 @@ else
 EOF
     fi
 fi
+
+# --- Secrets Manager emulator (moto) ----------------------------------------
+
+if [[ -n "${KV_TEST_SECRETS_ENDPOINT:-}" ]]; then
+    say "using the Secrets Manager endpoint from KV_TEST_SECRETS_ENDPOINT (not starting moto)"
+    export KV_TEST_SECRETS_ENDPOINT
+else
+    say "starting the Secrets Manager emulator (moto)"
+    if ! ./scripts/moto.sh status >/dev/null 2>&1; then
+        stop_moto=1
+    fi
+    if moto_url="$(./scripts/moto.sh start)" && [[ -n "$moto_url" ]]; then
+        export KV_TEST_SECRETS_ENDPOINT="${moto_url##*$'\n'}" # last line
+        say "KV_TEST_SECRETS_ENDPOINT=$KV_TEST_SECRETS_ENDPOINT"
+    elif is_ci; then
+        echo "test.sh: ERROR: could not start the Secrets Manager emulator (see above)." >&2
+        echo "test.sh: CI=true, so the Secrets Manager tests must not be skipped: failing." >&2
+        exit 1
+    else
+        echo "test.sh: WARNING: could not start moto: the Secrets Manager tests will be SKIPPED." >&2
+    fi
+fi
+
+# --- deployment files (no Docker engine or AWS account needed) --------------
+
+run ./scripts/check-containers.sh
+run ./scripts/check-template.sh
 
 # --- lints and tests --------------------------------------------------------
 
