@@ -18,6 +18,8 @@ on_both_backends!(
     rest_api_events_walk_the_contract,
     http_api_named_stages_are_routed,
     a_function_serves_only_its_own_route,
+    wrong_methods_on_any_routes_get_405,
+    the_default_route_answers_unknown_paths_with_404,
 );
 
 /// What a function answered: the Lambda response and its body.
@@ -184,4 +186,39 @@ async fn a_function_serves_only_its_own_route(app: TestApp) {
     assert_eq!(answer.status, 405);
     assert_eq!(answer.body["code"], "METHOD_NOT_ALLOWED");
     assert_eq!(app.db.user_count().await, 0);
+}
+
+/// The template routes every method of a path to its function (`ANY /data/retrieve/{key+}`),
+/// so a wrong method reaches the function, which answers in the contract's envelope.
+async fn wrong_methods_on_any_routes_get_405(app: TestApp) {
+    let mut delete_on_retrieve = event("http-api-v2/retrieve.json", "ignored");
+    delete_on_retrieve["routeKey"] = json!("ANY /data/retrieve/{key+}");
+    delete_on_retrieve["requestContext"]["routeKey"] = json!("ANY /data/retrieve/{key+}");
+    delete_on_retrieve["requestContext"]["http"]["method"] = json!("DELETE");
+    let answer = invoke(Endpoint::Retrieve, &app.state, delete_on_retrieve).await;
+    assert_eq!(answer.status, 405, "{}", answer.response);
+    assert_eq!(answer.body["code"], "METHOD_NOT_ALLOWED");
+
+    let mut get_on_register = event("http-api-v2/register.json", "");
+    get_on_register["routeKey"] = json!("ANY /auth/register");
+    get_on_register["requestContext"]["routeKey"] = json!("ANY /auth/register");
+    get_on_register["requestContext"]["http"]["method"] = json!("GET");
+    let answer = invoke(Endpoint::Register, &app.state, get_on_register).await;
+    assert_eq!(answer.status, 405, "{}", answer.response);
+    assert_eq!(answer.body["code"], "METHOD_NOT_ALLOWED");
+    assert_eq!(app.db.user_count().await, 0);
+}
+
+/// Requests that match no route reach the `$default` route's function, which answers 404.
+async fn the_default_route_answers_unknown_paths_with_404(app: TestApp) {
+    for path in ["/", "/nope", "/data/retrieve", "/auth/token/extra", "/a b"] {
+        let mut unmatched = event("http-api-v2/token.json", "");
+        unmatched["routeKey"] = json!("$default");
+        unmatched["requestContext"]["routeKey"] = json!("$default");
+        unmatched["rawPath"] = json!(path);
+        unmatched["requestContext"]["http"]["path"] = json!(path);
+        let answer = invoke(Endpoint::Token, &app.state, unmatched).await;
+        assert_eq!(answer.status, 404, "{path}: {}", answer.response);
+        assert_eq!(answer.body["code"], "NOT_FOUND");
+    }
 }
