@@ -10,8 +10,9 @@
 #    proxy; existing VPC and database, with and without proxy), since cfn-lint does not apply
 #    --parameters to SAM templates. Any error, warning or informational finding fails;
 # 3. runs scripts/check_template.py: functions <-> workspace binaries, routes <-> contract
-#    (../shared/CONTRACT.md beside the repository) and the cargo-lambda router, environment
-#    variables <-> shared/src/config.rs, secrets <-> IAM, parameters <-> docs/deploy.md.
+#    (../shared/CONTRACT.md beside the repository: one ANY route per endpoint, one $default
+#    route to an API function) and the cargo-lambda router, environment variables <->
+#    shared/src/config.rs, secrets <-> IAM, parameters <-> docs/deploy.md.
 #
 # Needs python3 (with venv) and cargo; the first run downloads the tools from PyPI.
 set -euo pipefail

@@ -11,10 +11,17 @@ TEMPLATE defaults to <repo>/template.yaml. The checks:
   Metadata BuildProperties.Binary, `cargo metadata --no-deps`) that is a default member of the
   workspace (`sam build` runs `cargo lambda build --bin NAME` at the root), with the
   rust-cargolambda build method, and every binary of a crate under functions/ has a function;
-- every HttpApi route (method and path, `{key+}` read as `{key}`) is an endpoint of the
-  contract (the `## METHOD /path` headings of ../shared/CONTRACT.md beside the repository),
-  every endpoint the contract does not mark "only" has a route, path parameters are greedy,
-  and the routes agree with the cargo-lambda router in Cargo.toml;
+- routes: the HTTP API (exactly one, its routes all from HttpApi events, its default route
+  settings throttling) sends every request to a function whose router answers in the
+  contract's envelope. Every API function (all but db-migrate) has exactly one route whose
+  method is ANY (or the contract's own, with a warning: a wrong method then gets API
+  Gateway's 404, not the function's 405) and whose path (`{key+}` read as `{key}`, path
+  parameters greedy) is an endpoint of the contract (the `## METHOD /path` headings of
+  ../shared/CONTRACT.md beside the repository) that the contract does not mark "only"; every
+  such endpoint has a route; exactly one `$default` route (Path: $default, Method: ANY) exists
+  and targets an API function, whose router answers unknown paths 404 NOT_FOUND; and the
+  cargo-lambda watch router in Cargo.toml routes the same paths to the same functions (with
+  the contract's methods or none);
 - every function's environment variables (Globals included) are ones shared/src/config.rs
   (or telemetry.rs: RUST_LOG) reads, the ones the functions need on Lambda are set, and each
   function may read exactly the secrets its *_SECRET_ARN variables name;
@@ -59,6 +66,9 @@ REQUIRED_ENV_API = ["JWT_SECRET_ARN"]
 NO_JWT_BINARIES = {"db-migrate"}
 
 SECRETS_POLICY = "AWSSecretsManagerGetSecretValuePolicy"
+
+# The HTTP API route that takes every request no other route matches (SAM: Path: $default).
+DEFAULT_ROUTE = "$default"
 
 
 # ------------------------------------------------------------------ YAML with CloudFormation tags
@@ -206,13 +216,38 @@ def check(template_path: Path, contract_path: Path, doc_path: Path) -> list[str]
     for binary in sorted(function_bins - set(binary_of.values())):
         errors.append(f"functions/ binary {binary!r} has no AWS::Serverless::Function in the template")
 
-    # Routes <-> contract.
+    # Routes <-> contract. Every answer must be the contract's, never API Gateway's own
+    # {"message":"Not Found"}: each API function serves one contract path with Method ANY (a
+    # wrong method then reaches its router, which answers 405), and one $default route sends
+    # every unmatched request to an API function (whose router answers 404 NOT_FOUND).
     endpoints, source = contract_endpoints(contract_path)
     if not contract_path.is_file():
         print(f"check_template: WARNING: contract not found at {contract_path}; "
               f"checking routes against {source}", file=sys.stderr)
-    contract = {(method, path) for method, path, _ in endpoints}
-    routes: dict[tuple[str, str], str] = {}
+    contract_methods: dict[str, set[str]] = {}
+    lambda_paths: set[str] = set()
+    for method, path, required in endpoints:
+        contract_methods.setdefault(path, set()).add(method)
+        if required:
+            lambda_paths.add(path)
+    if len(http_apis) != 1:
+        errors.append(f"the template defines {len(http_apis)} AWS::Serverless::HttpApi resources; "
+                      "the routes and the checks assume exactly one")
+    for api_name in sorted(http_apis):
+        api_props = resources[api_name].get("Properties") or {}
+        for key in ("DefinitionBody", "DefinitionUri"):
+            if key in api_props:
+                errors.append(f"{api_name}: {key}: routes must come from the functions' HttpApi "
+                              "events alone, which this checker sees")
+        throttling = api_props.get("DefaultRouteSettings") or {}
+        for key in ("ThrottlingBurstLimit", "ThrottlingRateLimit"):
+            if key not in throttling:
+                errors.append(f"{api_name}: DefaultRouteSettings.{key} is not set; the stage's "
+                              "default route settings throttle every route, $default included")
+    api_functions = {name for name in functions if binary_of.get(name) not in NO_JWT_BINARIES}
+    routes: dict[str, str] = {}  # contract path -> function
+    route_count = {name: 0 for name in api_functions}
+    default_routes: list[tuple[str, str]] = []  # (event, function)
     for name, resource in functions.items():
         events = (resource.get("Properties") or {}).get("Events") or {}
         for event_name, event in events.items():
@@ -227,41 +262,91 @@ def check(template_path: Path, contract_path: Path, doc_path: Path) -> list[str]
             api = props.get("ApiId")
             if not (isinstance(api, dict) and api.get("Ref") in http_apis):
                 errors.append(f"{where}: ApiId must Ref the template's AWS::Serverless::HttpApi")
-            method = str(props.get("Method", "")).upper()
-            path = str(props.get("Path", ""))
-            route = (method, normalise(path))
-            if route not in contract:
-                errors.append(f"{where}: route {method} {path} is not an endpoint of the contract ({source})")
-            if route in routes:
-                errors.append(f"{where}: route {method} {path} is also served by {routes[route]}")
-            routes[route] = binary_of.get(name, name)
+            method = str(props.get("Method") or "").upper()
+            path = str(props.get("Path") or "")
+            if not path and not method:
+                path, method = DEFAULT_ROUTE, "ANY"  # SAM's reading of an event without both
+            if method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
+                method = "ANY"
+            if path == DEFAULT_ROUTE:
+                default_routes.append((where, name))
+                if method != "ANY":
+                    errors.append(f"{where}: the $default route must have Method ANY, not {method or 'none'}")
+                if name not in api_functions:
+                    errors.append(f"{where}: the $default route must target one of the API functions "
+                                  f"(whose routers answer 404 NOT_FOUND), not {name}")
+                continue
+            if path == f"/{DEFAULT_ROUTE}":
+                errors.append(f"{where}: Path /{DEFAULT_ROUTE} is an ordinary route; the default "
+                              f"route is Path: {DEFAULT_ROUTE}")
+                continue
+            if name not in api_functions:
+                errors.append(f"{where}: {name} is not an API function and must have no HTTP route")
+                continue
+            route_count[name] += 1
+            route_path = normalise(path)
+            if route_path not in lambda_paths:
+                what = "is served only outside Lambda" if route_path in contract_methods \
+                    else "is not a path of the contract"
+                errors.append(f"{where}: route {method} {path}: {route_path} {what} ({source})")
+            elif method != "ANY" and method not in contract_methods[route_path]:
+                errors.append(f"{where}: route {method} {path}: the contract's method on {route_path} "
+                              f"is {'/'.join(sorted(contract_methods[route_path]))} ({source})")
+            elif method != "ANY":
+                print(f"check_template: WARNING: {where}: route {method} {path}: with Method ANY "
+                      "a wrong method would reach the function and get the contract's 405 "
+                      "METHOD_NOT_ALLOWED; with this one API Gateway answers it 404 itself",
+                      file=sys.stderr)
+            if route_path in routes:
+                errors.append(f"{where}: path {path} is also routed to {routes[route_path]}")
+            else:
+                routes[route_path] = name
             for segment in path.split("/"):
                 if re.fullmatch(r"\{\w+\}", segment):
                     errors.append(f"{where}: {path}: path parameters must be greedy ({{key+}}): "
                                   "HTTP APIs decode %2F before routing")
             if "+}" in path and not re.search(r"\{\w+\+\}$", path):
                 errors.append(f"{where}: {path}: a greedy parameter must be the last segment")
-    for method, path, required in endpoints:
-        if required and (method, path) not in routes:
-            errors.append(f"contract endpoint {method} {path} has no route in the template")
+    for name in sorted(api_functions):
+        if route_count[name] != 1:
+            errors.append(f"{name}: has {route_count[name]} routes besides $default; every API "
+                          "function serves exactly one path of the contract")
+    for path in sorted(lambda_paths - set(routes)):
+        methods = "/".join(sorted(contract_methods[path]))
+        errors.append(f"contract endpoint {methods} {path} has no route in the template")
+    if not default_routes:
+        errors.append(f"no {DEFAULT_ROUTE} route (an HttpApi event with Path: {DEFAULT_ROUTE} and "
+                      "Method: ANY on one API function): API Gateway would answer unknown paths "
+                      'itself, {"message":"Not Found"}, instead of 404 NOT_FOUND')
+    elif len(default_routes) > 1:
+        errors.append(f"{len(default_routes)} {DEFAULT_ROUTE} routes "
+                      f"({', '.join(where for where, _ in default_routes)}); an HTTP API has exactly one")
 
-    # Routes <-> cargo lambda watch router.
+    # Routes <-> cargo lambda watch router: the same paths, each to the same function. The
+    # router may name the method of each path: the contract's (or * / ANY).
     router = ((ws_metadata.get("lambda") or {}).get("watch") or {}).get("router")
     if router is not None:
-        local: dict[tuple[str, str], str] = {}
+        where = "Cargo.toml [workspace.metadata.lambda.watch.router]"
+        local: dict[str, set[str]] = {}
         for path, target in router.items():
             entries = target if isinstance(target, list) else [{"method": "*", "function": target}]
+            route_path = normalise(path)
             for entry in entries:
-                local[(str(entry.get("method", "*")).upper(), path)] = entry.get("function")
-        def show(route: tuple[str, str], function: str) -> str:
-            return f"{route[0]} {route[1]} -> {function}"
-
-        for route, function in sorted(set(local.items()) - set(routes.items())):
-            errors.append("Cargo.toml [workspace.metadata.lambda.watch.router] has "
-                          f"{show(route, function)}, which the template does not route")
-        for route, function in sorted(set(routes.items()) - set(local.items())):
-            errors.append(f"the template routes {show(route, function)}, which Cargo.toml "
-                          "[workspace.metadata.lambda.watch.router] does not")
+                method = str(entry.get("method", "*")).upper()
+                local.setdefault(route_path, set()).add(entry.get("function"))
+                if method not in ("*", "ANY") and method not in contract_methods.get(route_path, set()):
+                    errors.append(f"{where}: {method} {path} is not the contract's method on {route_path}")
+        template_routes = {path: binary_of.get(name, name) for path, name in routes.items()}
+        for path in sorted(set(local) | set(template_routes)):
+            there, here = local.get(path, set()), template_routes.get(path)
+            if not there:
+                errors.append(f"the template routes {path} to {here}, which {where} does not route")
+            elif here is None:
+                errors.append(f"{where} routes {path} to {', '.join(sorted(map(str, there)))}, "
+                              "which the template does not route")
+            elif there != {here}:
+                errors.append(f"{where} routes {path} to {', '.join(sorted(map(str, there)))}, "
+                              f"the template to {here}")
 
     # Environment and secrets.
     allowed = config_variables()
