@@ -334,6 +334,12 @@ PY
         "$WORK/responder.body" >/dev/null; then
         fail "db-migrate did not report SUCCESS to the ResponseURL: $(cat "$WORK/responder.body")"
     fi
+    # CloudFormation's pre-signed S3 URL accepts only the exact path and query it was signed
+    # for, and an empty Content-Type.
+    if ! jq -e '.path == "/cloudformation-response?X-Amz-Signature=local-check"
+            and ((.content_type // "") == "")' "$WORK/responder.meta.json" >/dev/null; then
+        fail "db-migrate's PUT does not fit a pre-signed URL: $(cat "$WORK/responder.meta.json")"
+    fi
     info "db-migrate reported SUCCESS (PhysicalResourceId $(jq -r .PhysicalResourceId "$WORK/responder.body"))"
     kill -TERM "$RESPONDER_PID" 2>/dev/null || true
     wait "$RESPONDER_PID" 2>/dev/null || true
