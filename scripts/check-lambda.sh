@@ -202,32 +202,6 @@ info "database $DB_NAME dropped and recreated"
 
 # --- 3a. cargo lambda watch -----------------------------------------------------------
 
-# The environment of every function under watch. cargo-lambda 1.9.2 gives the variables of
-# [workspace.metadata.lambda.env] in Cargo.toml (an SQLite file and a fixed local key there)
-# precedence over its own --env-var and --env-file flags, and over the environment it
-# inherits, so neither can point the functions at this check's MySQL database. watch starts
-# each function with `cargo run`, though, and cargo runs the binary through the host
-# target's runner when one is configured: this check sets CARGO_TARGET_<HOST>_RUNNER, in the
-# environment of watch only, to a wrapper that exports the variables below and execs the
-# function. AWS_REGION and AWS_EC2_METADATA_DISABLED keep the AWS SDK (db-migrate builds a
-# Secrets Manager client) from looking for an instance-metadata service that is not there.
-HOST_TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
-RUNNER_VAR="CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<<"$HOST_TRIPLE")_RUNNER"
-umask 077
-{
-    echo '#!/usr/bin/env bash'
-    echo '# Written by scripts/check-lambda.sh: the environment of the functions under watch.'
-    printf 'export %s=%q\n' \
-        DATABASE_URL "$DATABASE_URL_VALUE" \
-        JWT_SECRET "$JWT_SECRET_VALUE" \
-        RUST_LOG info \
-        AWS_REGION eu-west-1 \
-        AWS_EC2_METADATA_DISABLED true
-    echo 'exec "$@"'
-} >"$WORK/function-env.sh"
-chmod 700 "$WORK/function-env.sh"
-umask 022
-
 # watch builds each function for the host (a debug build, on its first invocation): build
 # them beforehand, so that no invocation waits for a compiler.
 say "cargo build (host, debug) of the functions for watch"
@@ -240,7 +214,11 @@ fi
 
 say "cargo lambda watch on 127.0.0.1:$PORT (log: $WORK/watch.log)"
 # --ignore-changes: a source edit elsewhere in the tree must not restart a function mid-check.
-env "$RUNNER_VAR=$WORK/function-env.sh" \
+# The functions inherit watch's environment. AWS_REGION and AWS_EC2_METADATA_DISABLED keep the
+# AWS SDK (db-migrate builds a Secrets Manager client) from looking for an instance-metadata
+# service that is not there.
+env DATABASE_URL="$DATABASE_URL_VALUE" JWT_SECRET="$JWT_SECRET_VALUE" RUST_LOG=info \
+    AWS_REGION=eu-west-1 AWS_EC2_METADATA_DISABLED=true \
     setsid cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$PORT" \
     </dev/null >"$WORK/watch.log" 2>&1 &
 WATCH_PID=$!

@@ -12,7 +12,7 @@
 # 3. runs scripts/check_template.py: functions <-> workspace binaries, routes <-> contract
 #    (../shared/CONTRACT.md beside the repository: one ANY route per endpoint, one $default
 #    route to an API function) and the cargo-lambda router, environment variables <->
-#    shared/src/config.rs, secrets <-> IAM, parameters <-> docs/deploy.md.
+#    shared/src/config.rs, secrets <-> IAM, parameters <-> README.md (its deploy section).
 #
 # Needs python3 (with venv) and cargo; the first run downloads the tools from PyPI.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks template.yaml against the workspace, the API contract and docs/deploy.md.
+"""Checks template.yaml against the workspace, the API contract and README.md.
 
     check_template.py [TEMPLATE] [--contract PATH] [--doc PATH]
     check_template.py TEMPLATE --write-variants DIR
@@ -25,7 +25,7 @@ TEMPLATE defaults to <repo>/template.yaml. The checks:
 - every function's environment variables (Globals included) are ones shared/src/config.rs
   (or telemetry.rs: RUST_LOG) reads, the ones the functions need on Lambda are set, and each
   function may read exactly the secrets its *_SECRET_ARN variables name;
-- docs/deploy.md documents exactly the template's parameters.
+- README.md documents exactly the template's parameters.
 
 With --write-variants, writes copies of TEMPLATE whose parameter defaults select the other
 configurations (no proxy; existing VPC and database, with and without proxy) into DIR and
@@ -155,11 +155,16 @@ def config_variables() -> set[str]:
 
 
 def documented_parameters(path: Path) -> set[str]:
-    """Parameter names in the first column of the Markdown tables of `path`."""
+    """Parameter names in the first column of the Markdown tables of the section of `path`
+    whose `## ` heading names deploying."""
     names = set()
+    in_section = False
     for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            in_section = "deploy" in line.lower()
+            continue
         match = re.match(r"^\|\s*`([A-Za-z][A-Za-z0-9]*)`\s*\|", line)
-        if match:
+        if in_section and match:
             names.add(match.group(1))
     return names
 
@@ -381,7 +386,7 @@ def check(template_path: Path, contract_path: Path, doc_path: Path) -> list[str]
             if secret not in wanted:
                 errors.append(f"{name}: may read the secret {secret!r}, which its environment does not name")
 
-    # Parameters <-> docs/deploy.md.
+    # Parameters <-> README.md.
     parameters = set((template.get("Parameters") or {}).keys())
     if not doc_path.is_file():
         errors.append(f"{doc_path}: missing; it must document every template parameter")
@@ -461,7 +466,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("template", nargs="?", type=Path, default=REPO / "template.yaml")
     parser.add_argument("--contract", type=Path, default=REPO.parent / "shared" / "CONTRACT.md")
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "deploy.md")
+    parser.add_argument("--doc", type=Path, default=REPO / "README.md")
     parser.add_argument("--write-variants", type=Path, metavar="DIR")
     parser.add_argument("--sam-translate", type=Path, metavar="OUT_JSON")
     args = parser.parse_args()
@@ -485,7 +490,7 @@ def main() -> int:
             print(f"  - {error}", file=sys.stderr)
         return 1
     print(f"check_template: {args.template}: functions, routes, environment, secrets and "
-          "documented parameters agree with the workspace, the contract and docs/deploy.md")
+          "documented parameters agree with the workspace, the contract and README.md")
     return 0
 
 

@@ -15,7 +15,8 @@
 # 2. cargo fmt --check, cargo clippy -D warnings
 # 3. the tests: cargo nextest (if installed) or cargo test, with ARGS passed
 #    through (e.g. a test name filter), then scripts/fuzz.sh (schemathesis
-#    against the OpenAPI document). The last line of the run repeats the test
+#    against the OpenAPI document) and scripts/check-lambda.sh (cargo lambda
+#    build --release, then every function under cargo lambda watch). The last line of the run repeats the test
 #    runner's counts: "tests: N passed, N failed, N skipped".
 #    Likewise the Secrets Manager emulator (scripts/moto.sh, moto in a private
 #    virtualenv on 127.0.0.1:${KV_TEST_MOTO_PORT:-5055}), exported as
@@ -149,9 +150,11 @@ else
     say "cargo-nextest not found, using cargo test (faster: cargo install cargo-nextest --locked)"
     run cargo test --workspace --all-targets --no-fail-fast "$@" || status=$?
 fi
-# Contract fuzzing of the running adapter against its OpenAPI document, even if a test
+# Contract fuzzing of the running adapter against its OpenAPI document, and the Lambda
+# functions built with cargo-lambda and invoked under `cargo lambda watch`; even if a test
 # failed, to report everything in one go.
 run ./scripts/fuzz.sh || status=$?
+run ./scripts/check-lambda.sh || status=$?
 
 if ((status != 0)); then
     say "FAILED (exit code $status)"
