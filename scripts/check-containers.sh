@@ -38,6 +38,8 @@ die() {
     log "error: $*"
     exit 1
 }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     echo "usage: $0 [DOCKERFILE [COMPOSE_FILE]]" >&2
@@ -55,19 +57,6 @@ COMPOSE_FILE="${2:-$REPO_ROOT/docker-compose.yml}"
 [[ -f "$COMPOSE_FILE" ]] || die "no compose file at $COMPOSE_FILE"
 DOCKERFILE="$(absolute "$DOCKERFILE")"
 COMPOSE_FILE="$(absolute "$COMPOSE_FILE")"
-
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* manually"
-    local -a sudo=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || die "not root and sudo is not available: install $* manually"
-        sudo=(sudo)
-    fi
-    log "installing $* with apt-get"
-    "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
-        --no-install-recommends "$@" >&2
-}
 
 # The private virtualenv with the linters, (re-)created when missing or pinned differently.
 ensure_lint_tools() {
@@ -157,10 +146,8 @@ from dockerfile_parse import DockerfileParser
 dockerfile, compose_file, resolved = sys.argv[1:4]
 errors = []
 
-
 def error(where, message):
     errors.append(f"{where}: {message}")
-
 
 # --- the Dockerfile, stage by stage ---------------------------------------------------------
 parser = DockerfileParser(path=dockerfile, env_replace=False)
@@ -175,10 +162,8 @@ for instruction in parser.structure:
     elif stages:
         stages[-1]["items"].append((name, value, line))
 
-
 def where(line):
     return f"{dockerfile}:{line}"
-
 
 def copy_sources(value):
     """(flags, sources) of a COPY/ADD value, shell or JSON form."""
@@ -191,7 +176,6 @@ def copy_sources(value):
     args = json.loads(rest) if rest.startswith("[") else rest.split()
     return flags, args[:-1]
 
-
 def exec_words(value):
     value = value.strip()
     if value.startswith("["):
@@ -201,13 +185,11 @@ def exec_words(value):
             pass
     return ["/bin/sh", "-c", value]
 
-
 def env_pairs(value):
     words = shlex.split(value)
     if words and "=" not in words[0]:  # legacy `ENV NAME value`
         return {words[0]: " ".join(words[1:])}
     return dict(word.split("=", 1) for word in words if "=" in word)
-
 
 if len(stages) < 2:
     error(dockerfile, "not a multi-stage build (a build stage and a small runtime stage)")
@@ -285,7 +267,6 @@ if builder is not None:
                   f"the build stage does not COPY {path} before `cargo build` "
                   f"(cargo needs Cargo.toml, Cargo.lock, src/, migrations/ and every workspace member)")
 
-
 # .dockerignore of the build context, with Docker's rules (last matching pattern wins).
 def ignore_regex(pattern):
     pattern = os.path.normpath(pattern.lstrip("/"))
@@ -303,7 +284,6 @@ def ignore_regex(pattern):
             out, i = out + re.escape(pattern[i]), i + 1
     return re.compile(out + "(?:/.*)?$")
 
-
 ignore_file = os.path.join(context, ".dockerignore")
 rules = []
 if os.path.isfile(ignore_file):
@@ -315,14 +295,12 @@ if os.path.isfile(ignore_file):
 else:
     error(ignore_file, "missing: the build context would include target/ and .git")
 
-
 def ignored(path):
     result = False
     for negate, regex in rules:
         if regex.match(path):
             result = not negate
     return result
-
 
 for path in needed:
     full = os.path.join(context, path)

@@ -52,6 +52,8 @@ die() {
     log "error: $*"
     exit 1
 }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     echo "usage: $0 {start|stop|status|url}" >&2
@@ -74,18 +76,8 @@ server_url() { echo "mysql://$KV_USER:$KV_PASSWORD@127.0.0.1:$1/$KV_DATABASE"; }
 
 ensure_installed() {
     if ! find_cmd mariadbd mysqld >/dev/null; then
-        log "MariaDB is not installed; installing mariadb-server and mariadb-client with apt-get"
-        command -v apt-get >/dev/null 2>&1 ||
-            die "apt-get not found: install MariaDB (mariadbd, mariadb-install-db, mariadb-admin, mariadb) manually"
-        local -a sudo=()
-        if [[ "$(id -u)" -ne 0 ]]; then
-            command -v sudo >/dev/null 2>&1 || die "not root and sudo is not available: install mariadb-server and mariadb-client manually"
-            sudo=(sudo)
-        fi
-        # Wait (instead of failing) if another apt/dpkg process holds the lock.
-        "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update >&2
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
-            --no-install-recommends mariadb-server mariadb-client >&2
+        log "MariaDB is not installed"
+        apt_install mariadb-server mariadb-client
     fi
 
     MARIADBD="$(find_cmd mariadbd mysqld)" || die "mariadbd not found after installation"
@@ -106,18 +98,6 @@ find_tools() {
 # All connections as MariaDB root go through the private socket.
 admin() { "$ADMIN" --no-defaults --socket="$SOCKET" --user=root --connect-timeout=2 "$@"; }
 sql() { "$CLIENT" --no-defaults --socket="$SOCKET" --user=root --batch --skip-column-names "$@"; }
-
-# Whether PID is a live process (a zombie counts as dead: a killed server can
-# linger as one until its new parent gets round to reaping it).
-alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    local stat
-    if stat="$(cat "/proc/$1/stat" 2>/dev/null)"; then
-        stat="${stat##*) }"
-        [[ "${stat:0:1}" != Z ]] || return 1
-    fi
-    return 0
-}
 
 # PID of the server of this datadir if its process is alive, else fails.
 running_pid() {

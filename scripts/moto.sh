@@ -38,6 +38,8 @@ die() {
     log "error: $*"
     exit 1
 }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     echo "usage: $0 {start|stop|status|url}" >&2
@@ -45,19 +47,6 @@ usage() {
 }
 
 server_url() { echo "http://$HOST:$PORT"; }
-
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* manually"
-    local -a sudo=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || die "not root and sudo is not available: install $* manually"
-        sudo=(sudo)
-    fi
-    log "installing $* with apt-get"
-    "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
-        --no-install-recommends "$@" >&2
-}
 
 # The private virtualenv with moto, (re-)created when missing, broken or pinned differently.
 ensure_installed() {
@@ -80,17 +69,6 @@ ensure_installed() {
         die "pip could not install $MOTO_REQUIREMENT"
     }
     echo "$MOTO_REQUIREMENT" >"$VENV_STAMP"
-}
-
-# Whether PID is a live process (a zombie counts as dead).
-alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    local stat
-    if stat="$(cat "/proc/$1/stat" 2>/dev/null)"; then
-        stat="${stat##*) }"
-        [[ "${stat:0:1}" != Z ]] || return 1
-    fi
-    return 0
 }
 
 # PID of our moto server if its process is alive, else fails.
