@@ -7,9 +7,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPool};
+use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool};
 
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -142,17 +143,12 @@ impl Store {
     /// A store whose connections open on first use, so that start-up does no network work.
     pub fn connect_lazy(options: ConnectOptions, settings: &PoolSettings) -> Store {
         let pool = match options {
-            ConnectOptions::MySql(options) => Pool::MySql(
-                MySqlPoolOptions::new()
-                    .max_connections(settings.max_connections)
-                    .acquire_timeout(settings.acquire_timeout)
-                    .connect_lazy_with(options),
-            ),
+            ConnectOptions::MySql(options) => {
+                Pool::MySql(pool_options::<MySql>(settings).connect_lazy_with(options))
+            }
             ConnectOptions::Sqlite(options) => Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(settings.max_connections)
-                    .acquire_timeout(settings.acquire_timeout)
-                    // Readers then never wait for the writer.
+                // Readers then never wait for the writer.
+                pool_options::<Sqlite>(settings)
                     .connect_lazy_with(options.journal_mode(SqliteJournalMode::Wal)),
             ),
         };
@@ -302,6 +298,28 @@ impl Store {
                 .map(|done| done.rows_affected()))?;
         Ok(deleted > 0)
     }
+}
+
+/// A connection idle for this long is pinged before use: the server or RDS Proxy may have closed
+/// it meanwhile, or a Lambda function may have been frozen since.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(5);
+
+/// Pool options shared by both backends. sqlx would ping every connection before handing it
+/// out (a round trip per request, on top of the one it makes when a connection comes back);
+/// here only connections idle for [`PING_WHEN_IDLE_FOR`] are.
+fn pool_options<DB: sqlx::Database>(settings: &PoolSettings) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|connection: &mut DB::Connection, metadata| {
+            Box::pin(async move {
+                if metadata.idle_for >= PING_WHEN_IDLE_FOR {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
