@@ -145,7 +145,7 @@ def config_variables() -> set[str]:
     names = set(re.findall(r'\b(?:get|var|var_os)\(\s*"([A-Z][A-Z0-9_]*)"', config))
     names |= set(re.findall(r'\bparse\(\s*&get,\s*"([A-Z][A-Z0-9_]*)"', config))
     telemetry = (REPO / "shared/src/telemetry.rs").read_text(encoding="utf-8")
-    if "RUST_LOG" in telemetry and "from_default_env" in telemetry:
+    if re.search(r'env::var\("RUST_LOG"\)', telemetry):
         names.add("RUST_LOG")
     # AWS_LAMBDA_FUNCTION_NAME and the other AWS_ variables are Lambda's own: reserved.
     names = {name for name in names if not name.startswith("AWS_")}

@@ -171,17 +171,14 @@ async fn the_token_is_checked_before_the_body(app: TestApp) {
         (Method::POST, "/data/store"),
         (Method::PUT, "/data/update/k"),
     ] {
+        // (Not an oversized body: the server answers without reading it and closes, and the
+        // client may then fail writing it, which says nothing about the server.)
         app.send_raw(method.clone(), path, None, "{not json")
             .await
             .assert_code(401, "INVALID_TOKEN");
-        app.send_raw(
-            method.clone(),
-            path,
-            Some("garbage"),
-            vec![b'x'; 2 * 1024 * 1024],
-        )
-        .await
-        .assert_code(401, "INVALID_TOKEN");
+        app.send_raw(method.clone(), path, Some("garbage"), "[]")
+            .await
+            .assert_code(401, "INVALID_TOKEN");
     }
     app.request(Method::GET, "/data/retrieve/%20%20", None, None)
         .await

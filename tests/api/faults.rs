@@ -32,20 +32,34 @@ impl PrivateMariaDb {
             eprintln!("skipped: MariaDB is not installed (./scripts/test.sh installs it)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let server = PrivateMariaDb {
-            dir: tempfile::tempdir().expect("a temporary directory"),
-            port,
-            url: format!("mysql://kv:kv-test-password@127.0.0.1:{port}"),
-        };
-        server.run_script("start").await;
-        Some(server)
+        // A port free now may be taken before mariadbd binds it (tests run in parallel): try
+        // another one then.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free port")
+                .port();
+            let server = PrivateMariaDb {
+                dir: tempfile::tempdir().expect("a temporary directory"),
+                port,
+                url: format!("mysql://kv:kv-test-password@127.0.0.1:{port}"),
+            };
+            match server.try_script("start").await {
+                Ok(()) => return Some(server),
+                Err(error) => failures.push(error),
+            }
+        }
+        panic!("MariaDB did not start: {failures:#?}");
     }
 
     async fn run_script(&self, command: &'static str) {
+        if let Err(error) = self.try_script(command).await {
+            panic!("{error}");
+        }
+    }
+
+    async fn try_script(&self, command: &'static str) -> Result<(), String> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mariadb.sh");
         let dir = self.dir.path().to_owned();
         let port = self.port;
@@ -59,11 +73,14 @@ impl PrivateMariaDb {
         })
         .await
         .unwrap();
-        assert!(
-            output.status.success(),
-            "mariadb.sh {command}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "mariadb.sh {command}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
     }
 
     fn pid_file(&self) -> PathBuf {
