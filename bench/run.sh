@@ -68,6 +68,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$WORK"
+# One run at a time: two runs would share kv_bench and target/bench/, and on 2 cores would
+# halve each other's figures anyway. fd 8 holds the lock; it is closed for every long-lived
+# child (MariaDB, the adapter), so that only this script holds it.
+exec 8>"$REPO/target/bench.lock"
+if ! flock -n 8; then
+    echo "bench/run.sh: another run holds target/bench.lock; waiting for it (at most 30 min)" >&2
+    flock -w 1800 8 || die "another bench/run.sh still runs after 30 minutes"
+fi
 : >"$RESULTS"
 
 # --- machine --------------------------------------------------------------------------------
@@ -114,7 +122,7 @@ echo "adapter: $ADAPTER ($(stat -c %s "$ADAPTER") bytes, built $(date -r "$ADAPT
 
 # --- MariaDB --------------------------------------------------------------------------------
 log "MariaDB (scripts/mariadb.sh)"
-url="$("$REPO/scripts/mariadb.sh" start)" || die "scripts/mariadb.sh start failed"
+url="$("$REPO/scripts/mariadb.sh" start 8>&-)" || die "scripts/mariadb.sh start failed"
 [[ "$url" =~ ^mysql://([^:]+):([^@]+)@([^:]+):([0-9]+)/ ]] || die "unexpected URL from mariadb.sh: $url"
 DB_USER="${BASH_REMATCH[1]}" DB_PASSWORD="${BASH_REMATCH[2]}" DB_HOST="${BASH_REMATCH[3]}" DB_PORT="${BASH_REMATCH[4]}"
 MARIADB_PID="$(tr -dc '0-9' <"$REPO/target/mariadb/mariadbd.pid")"
@@ -132,7 +140,7 @@ PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 log "starting the adapter on $BASE (pool of $CONNECTIONS)"
 env DATABASE_URL="$DATABASE_URL" DATABASE_MAX_CONNECTIONS="$CONNECTIONS" JWT_SECRET="$JWT_SECRET" \
-    HOST=127.0.0.1 PORT="$PORT" RUST_LOG=warn "${ADAPTER_ENV[@]}" "$ADAPTER" >"$WORK/adapter.log" 2>&1 &
+    HOST=127.0.0.1 PORT="$PORT" RUST_LOG=warn "${ADAPTER_ENV[@]}" "$ADAPTER" >"$WORK/adapter.log" 2>&1 8>&- &
 ADAPTER_PID=$!
 for ((i = 0; i < 300; i++)); do
     curl -fs "$BASE/health" >/dev/null 2>&1 && break
