@@ -23,6 +23,9 @@
 # Exits non-zero only when the harness itself fails (a build, the database, the adapter, a
 # tool, a missing measurement); a missed target is printed as MISSED and exits 0.
 set -euo pipefail
+# The whole script is one block, read before it runs: editing this file (a git pull) while a
+# run is in progress cannot change what that run executes.
+{
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO="$(dirname "$BENCH_DIR")"
@@ -337,3 +340,4 @@ log "done"
 uptime
 python3 "$BENCH_DIR/report.py" "$RESULTS" | tee "$WORK/summary.txt"
 exit "${PIPESTATUS[0]}"
+}
