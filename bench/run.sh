@@ -12,7 +12,7 @@
 #   BENCH_MEMORY_CONNECTIONS=64   connections of the /auth/token memory run
 #   BENCH_COLD_STARTS=10      cold starts per measured Lambda function
 #   BENCH_KEEP_DB=1           keep the kv_bench database afterwards (dropped by default)
-# For experiments (the figures of docs/performance.md use none of these):
+# For experiments (the README's performance figures use none of these):
 #   BENCH_ONLY="retrieve raw" run only these phases, of: retrieve store update delete token
 #                             register raw memory lambda (default: all)
 #   BENCH_ADAPTER=path        serve with this kv-server binary instead of target/release's
@@ -90,7 +90,7 @@ echo "memory: $(free -m | awk '/^Mem:/{print $2 " MiB total, " $7 " MiB availabl
 uptime
 top -bn1 | head -15 | tail -n +6 | head -8
 echo "git: $(git -C "$REPO" rev-parse --short HEAD) on $(git -C "$REPO" rev-parse --abbrev-ref HEAD);" \
-    "uncommitted changes outside bench/: $(git -C "$REPO" status --porcelain -- . ':!bench' ':!docs/performance.md' | wc -l) paths"
+    "uncommitted changes outside bench/: $(git -C "$REPO" status --porcelain -- . ':!bench' | wc -l) paths"
 
 # --- tools ----------------------------------------------------------------------------------
 apt_install() {
