@@ -28,3 +28,25 @@ alive() {
     fi
     return 0
 }
+
+# wait_started NAME PID LOG_FILE LOG_OFFSET: waits up to about 30 s for the sourcing script's
+# `answering` to succeed while PID lives. When it does not, prints what the server logged since
+# LOG_OFFSET, stops PID and fails.
+wait_started() {
+    local name="$1" launched="$2" log_file="$3" log_offset="$4" i
+    for ((i = 0; i < 300; i++)); do
+        if answering; then
+            return 0
+        fi
+        if ! alive "$launched"; then
+            break
+        fi
+        sleep 0.1
+    done
+    log "$name did not come up; its log ($log_file) says:"
+    tail -c "+$((log_offset + 1))" "$log_file" | tail -n 40 >&2 || true
+    if alive "$launched"; then
+        kill -TERM "$launched" 2>/dev/null || true
+    fi
+    return 1
+}

@@ -172,22 +172,8 @@ launch_server() {
     "$MARIADBD" "${args[@]}" </dev/null >>"$LOG_FILE" 2>&1 9>&- &
     local launched=$!
 
-    local i
-    for ((i = 0; i < 300; i++)); do # ~30 s
-        if answering; then
-            return 0
-        fi
-        if ! alive "$launched"; then
-            break
-        fi
-        sleep 0.1
-    done
-    log "mariadbd did not come up; its log ($LOG_FILE) says:"
-    tail -c "+$((log_offset + 1))" "$LOG_FILE" | tail -n 40 >&2 || true
-    if alive "$launched"; then
-        kill -TERM "$launched" 2>/dev/null || true
-    fi
-    die "could not start MariaDB on 127.0.0.1:$PORT"
+    wait_started mariadbd "$launched" "$LOG_FILE" "$log_offset" ||
+        die "could not start MariaDB on 127.0.0.1:$PORT"
 }
 
 create_fixtures() {

@@ -113,23 +113,10 @@ launch_server() {
     local launched=$!
     echo "$launched" >"$PID_FILE"
 
-    local i
-    for ((i = 0; i < 300; i++)); do # ~30 s
-        if answering; then
-            return 0
-        fi
-        if ! alive "$launched"; then
-            break
-        fi
-        sleep 0.1
-    done
-    log "moto_server did not come up; its log ($LOG_FILE) says:"
-    tail -c "+$((log_offset + 1))" "$LOG_FILE" | tail -n 40 >&2 || true
-    if alive "$launched"; then
-        kill -TERM "$launched" 2>/dev/null || true
+    if ! wait_started moto_server "$launched" "$LOG_FILE" "$log_offset"; then
+        rm -f "$PID_FILE"
+        die "could not start moto on $HOST:$PORT"
     fi
-    rm -f "$PID_FILE"
-    die "could not start moto on $HOST:$PORT"
 }
 
 cmd_start() {
