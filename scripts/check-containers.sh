@@ -34,10 +34,6 @@ VENV_DIR="$REPO_ROOT/target/venv-tools-lint"
 VENV_STAMP="$VENV_DIR/.requirements"
 
 log() { printf 'check-containers: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -1,6 +1,19 @@
 # shellcheck shell=bash
 # Helpers shared by the project's scripts: source it, don't run it. The sourcing script defines
-# log and die (each with its own prefix) before calling these.
+# log (with its own prefix) before calling these.
+
+# die MESSAGE: logs the error and exits 1.
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# require_port VARIABLE VALUE: fails unless VALUE is a TCP port number.
+require_port() {
+    if ! [[ "$2" =~ ^[0-9]+$ ]] || (($2 < 1 || $2 > 65535)); then
+        die "$1 must be a TCP port number, got '$2'"
+    fi
+}
 
 # apt_install PACKAGE...: installs Debian packages non-interactively, as root or through sudo,
 # waiting (instead of failing) while another apt or dpkg process holds the lock.

@@ -48,10 +48,6 @@ fi
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 log() { printf 'mariadb.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -193,9 +189,7 @@ SQL
 }
 
 cmd_start() {
-    if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
-        die "KV_TEST_MYSQL_PORT must be a TCP port number, got '$PORT'"
-    fi
+    require_port KV_TEST_MYSQL_PORT "$PORT"
     mkdir -p "$BASE_DIR"
     # Serialise concurrent `start`s of the same checkout.
     exec 9>"$LOCK_FILE"

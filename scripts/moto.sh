@@ -34,10 +34,6 @@ HOST="127.0.0.1"
 PORT="${KV_TEST_MOTO_PORT:-5055}"
 
 log() { printf 'moto.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -120,9 +116,7 @@ launch_server() {
 }
 
 cmd_start() {
-    if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
-        die "KV_TEST_MOTO_PORT must be a TCP port number, got '$PORT'"
-    fi
+    require_port KV_TEST_MOTO_PORT "$PORT"
     mkdir -p "$BASE_DIR"
     # Serialise concurrent `start`s of the same checkout.
     exec 9>"$LOCK_FILE"
