@@ -2,17 +2,17 @@
 //!
 //! Each hash takes 19 MiB and tens of milliseconds of one core, so hashes run on one worker
 //! thread per core, outside the async executor: a burst of logins queues for a worker instead
-//! of starving the executor. Fixed threads also bound memory: the allocator keeps the 19 MiB of
-//! a finished hash in the arena of the thread that ran it, so hashing on whichever of tokio's
-//! (up to 512) blocking threads was free would leave that much behind on each of them.
+//! of starving the executor. Each worker allocates its 19 MiB of Argon2 memory once and reuses
+//! it for every hash it runs, so memory is bounded by the number of workers: allocating it per
+//! hash let glibc keep every freed block in the arena of the thread that ran it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OnceCell, oneshot};
 
 /// OWASP's minimum for Argon2id: 19 MiB of memory, 2 iterations, 1 lane.
@@ -20,16 +20,22 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const LANES: u32 = 1;
 
-/// A unit of work for a hashing thread.
-type Job = Box<dyn FnOnce() + Send>;
+/// A unit of work for a hashing thread, given that thread's Argon2 memory.
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
 /// Hashing failed, or no worker could run it.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error("password hashing failed: {0}")]
-    Hash(argon2::password_hash::Error),
+    Hash(#[from] argon2::password_hash::Error),
     #[error("the password hashing workers are gone")]
     Closed,
+}
+
+impl From<argon2::Error> for PasswordError {
+    fn from(error: argon2::Error) -> PasswordError {
+        PasswordError::Hash(error.into())
+    }
 }
 
 /// Hashes and verifies passwords; cheap to clone, all clones share one pool of workers, which
@@ -43,7 +49,8 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    /// A pool of `workers` threads: at most that many hashes at a time.
+    /// A pool of `workers` threads: at most that many hashes, and that many blocks of Argon2
+    /// memory, at a time.
     pub fn new(workers: usize) -> Passwords {
         let (jobs, queue) = channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
@@ -68,25 +75,61 @@ impl Passwords {
     /// The PHC string of an Argon2id hash of `password` with a fresh random salt.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = password.to_owned();
-        self.run(move || {
+        self.run(move |memory| {
             let salt = SaltString::generate(&mut OsRng);
-            argon2()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-                .map_err(PasswordError::Hash)
+            let mut salt_bytes = [0; 64];
+            let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+            let params = owasp_params();
+            let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+            let mut output = [0; Params::DEFAULT_OUTPUT_LEN];
+            hasher.hash_password_into_with_memory(
+                password.as_bytes(),
+                salt_bytes,
+                &mut output,
+                memory.blocks(&params),
+            )?;
+            let hash = PasswordHash {
+                algorithm: Algorithm::Argon2id.ident(),
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(&params)?,
+                salt: Some(salt.as_salt()),
+                hash: Some(Output::new(&output)?),
+            };
+            Ok(hash.to_string())
         })
         .await
     }
 
-    /// Whether `password` matches the PHC string `hash`.
+    /// Whether `password` matches the PHC string `hash`, compared in constant time.
     pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, PasswordError> {
         let password = password.to_owned();
         let hash = hash.to_owned();
-        self.run(move || {
-            let parsed = PasswordHash::new(&hash).map_err(PasswordError::Hash)?;
-            Ok(argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok())
+        self.run(move |memory| {
+            let parsed = PasswordHash::new(&hash)?;
+            let expected = parsed
+                .hash
+                .ok_or(argon2::password_hash::Error::PhcStringField)?;
+            let salt = parsed
+                .salt
+                .ok_or(argon2::password_hash::Error::PhcStringField)?;
+            let mut salt_bytes = [0; 64];
+            let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+            let algorithm = Algorithm::try_from(parsed.algorithm)?;
+            let version = parsed
+                .version
+                .map(Version::try_from)
+                .transpose()?
+                .unwrap_or_default();
+            let params = Params::try_from(&parsed)?;
+            let hasher = Argon2::new(algorithm, version, params.clone());
+            let mut output = vec![0; expected.len()];
+            hasher.hash_password_into_with_memory(
+                password.as_bytes(),
+                salt_bytes,
+                &mut output,
+                memory.blocks(&params),
+            )?;
+            Ok(Output::new(&output)? == expected)
         })
         .await
     }
@@ -103,21 +146,39 @@ impl Passwords {
     /// Runs `work` on a worker thread, after the jobs queued before it.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move |memory| {
             // The caller may have gone (a closed connection): nobody to tell.
-            let _ = reply.send(work());
+            let _ = reply.send(work(memory));
         });
         self.jobs.send(job).map_err(|_| PasswordError::Closed)?;
         answer.await.map_err(|_| PasswordError::Closed)?
     }
 }
 
+/// The Argon2 memory of one worker: allocated at its first hash, reused by every later one.
+/// Argon2 overwrites every block it uses before reading it, so nothing of one hash leaks into
+/// the next.
+#[derive(Default)]
+struct Memory(Vec<Block>);
+
+impl Memory {
+    /// The first `params.block_count()` blocks, grown if a stored hash asks for more.
+    fn blocks(&mut self, params: &Params) -> &mut [Block] {
+        let needed = params.block_count();
+        if self.0.len() < needed {
+            self.0.resize(needed, Block::default());
+        }
+        &mut self.0[..needed]
+    }
+}
+
 /// A worker's life: run jobs until every sender is gone. The queue's lock is held only while
 /// waiting for the next job; a job that panics loses its answer, not the worker.
 fn work(queue: &Mutex<Receiver<Job>>) {
+    let mut memory = Memory::default();
     loop {
         let next = match queue.lock() {
             Ok(queue) => queue.recv(),
@@ -125,17 +186,16 @@ fn work(queue: &Mutex<Receiver<Job>>) {
         };
         match next {
             Ok(job) => {
-                let _ = catch_unwind(AssertUnwindSafe(job));
+                let _ = catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
             }
             Err(_) => return,
         }
     }
 }
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None)
-        .expect("the Argon2 parameters are constants within argon2's bounds");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn owasp_params() -> Params {
+    Params::new(MEMORY_KIB, ITERATIONS, LANES, None)
+        .expect("the Argon2 parameters are constants within argon2's bounds")
 }
 
 #[cfg(test)]
@@ -182,6 +242,71 @@ mod tests {
             results.push(check.await.unwrap());
         }
         assert_eq!(results, [true, false, true, false, true, false]);
+    }
+
+    #[tokio::test]
+    async fn hashes_agree_with_argon2s_own_hasher_and_verifier() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+        let passwords = Passwords::new(1);
+        let ours = passwords.hash("Str0ng!Passw0rd").await.unwrap();
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, owasp_params());
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            reference
+                .verify_password(b"Str0ng!Passw0rd", &parsed)
+                .is_ok()
+        );
+        assert!(reference.verify_password(b"wrong", &parsed).is_err());
+
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = reference
+            .hash_password(b"Str0ng!Passw0rd", &salt)
+            .unwrap()
+            .to_string();
+        assert!(passwords.verify("Str0ng!Passw0rd", &theirs).await.unwrap());
+        assert!(!passwords.verify("wrong", &theirs).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_stored_with_other_parameters_still_verify() {
+        use argon2::password_hash::PasswordHasher;
+
+        let passwords = Passwords::new(1);
+        // Prime the worker's memory at 19 MiB, then verify hashes needing less and more.
+        passwords.hash("Str0ng!Passw0rd").await.unwrap();
+        for (memory_kib, iterations, lanes) in [(4096, 3, 1), (32 * 1024, 1, 2)] {
+            let params = Params::new(memory_kib, iterations, lanes, None).unwrap();
+            let salt = SaltString::generate(&mut OsRng);
+            let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(b"Str0ng!Passw0rd", &salt)
+                .unwrap()
+                .to_string();
+            assert!(passwords.verify("Str0ng!Passw0rd", &hash).await.unwrap());
+            assert!(!passwords.verify("Str0ng!Passw0rd!", &hash).await.unwrap());
+        }
+        // And the worker's own hashes still verify after its memory grew.
+        let hash = passwords.hash("Str0ng!Passw0rd").await.unwrap();
+        assert!(passwords.verify("Str0ng!Passw0rd", &hash).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_malformed_stored_hash_is_an_error_not_a_match() {
+        let passwords = Passwords::new(1);
+        for hash in [
+            "",
+            "not a hash",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0",
+            "$bcrypt$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+        ] {
+            assert!(
+                matches!(
+                    passwords.verify("Str0ng!Passw0rd", hash).await,
+                    Err(PasswordError::Hash(_))
+                ),
+                "{hash:?}"
+            );
+        }
     }
 
     #[tokio::test]
