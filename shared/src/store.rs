@@ -4,24 +4,35 @@
 //! configuration chose; the schema of each backend lives under `migrations/`. Conflicts are
 //! decided by the schema's unique and foreign-key constraints, never by a read before the write.
 
+mod pool;
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPool};
-use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
+
+use pool::Pool as ConnectionPool;
 
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 
-/// Runs `$body` with `$pool` bound to the store's pool, whichever backend it is: the body is
-/// compiled once per backend, so one text serves both.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
+/// Runs `$body` with `$connection` bound to a connection of the store's pool, whichever backend
+/// it is: the body is compiled once per backend, so one text serves both. Evaluates to the
+/// body's `Result`, or to the error of getting a connection.
+macro_rules! on_connection {
+    ($store:expr, $connection:ident => $body:expr) => {
         match &$store.pool {
-            Pool::MySql($pool) => $body,
-            Pool::Sqlite($pool) => $body,
+            Pool::MySql(pool) => match pool.acquire().await {
+                Ok(mut pooled) => pooled.run(async |$connection| $body).await,
+                Err(error) => Err(error),
+            },
+            Pool::Sqlite(pool) => match pool.acquire().await {
+                Ok(mut pooled) => pooled.run(async |$connection| $body).await,
+                Err(error) => Err(error),
+            },
         }
     };
 }
@@ -129,8 +140,8 @@ impl ConnectOptions {
 
 #[derive(Debug, Clone)]
 enum Pool {
-    MySql(MySqlPool),
-    Sqlite(SqlitePool),
+    MySql(ConnectionPool<MySqlConnection>),
+    Sqlite(ConnectionPool<SqliteConnection>),
 }
 
 /// The pool of connections to the database; cheap to clone.
@@ -142,15 +153,22 @@ pub struct Store {
 impl Store {
     /// A store whose connections open on first use, so that start-up does no network work.
     pub fn connect_lazy(options: ConnectOptions, settings: &PoolSettings) -> Store {
+        let PoolSettings {
+            max_connections,
+            acquire_timeout,
+        } = *settings;
         let pool = match options {
-            ConnectOptions::MySql(options) => {
-                Pool::MySql(pool_options::<MySql>(settings).connect_lazy_with(options))
-            }
-            ConnectOptions::Sqlite(options) => Pool::Sqlite(
+            ConnectOptions::MySql(options) => Pool::MySql(ConnectionPool::new(
+                options,
+                max_connections,
+                acquire_timeout,
+            )),
+            ConnectOptions::Sqlite(options) => Pool::Sqlite(ConnectionPool::new(
                 // Readers then never wait for the writer.
-                pool_options::<Sqlite>(settings)
-                    .connect_lazy_with(options.journal_mode(SqliteJournalMode::Wal)),
-            ),
+                options.journal_mode(SqliteJournalMode::Wal),
+                max_connections,
+                acquire_timeout,
+            )),
         };
         Store { pool }
     }
@@ -164,23 +182,37 @@ impl Store {
     }
 
     /// Brings the schema up to date; safe to run any number of times, and from several
-    /// processes at once on MySQL (sqlx takes a lock).
+    /// processes at once on MySQL (sqlx takes a lock). Runs on a connection of its own, closed
+    /// afterwards, so the pool never holds a session that migrated.
     pub async fn migrate(&self) -> Result<(), MigrateError> {
         match &self.pool {
-            Pool::MySql(pool) => MYSQL_MIGRATIONS.run(pool).await,
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::MySql(pool) => {
+                let mut connection = pool.connect_unpooled().await?;
+                MYSQL_MIGRATIONS.run(&mut connection).await?;
+                connection.close().await?;
+            }
+            Pool::Sqlite(pool) => {
+                let mut connection = pool.connect_unpooled().await?;
+                SQLITE_MIGRATIONS.run(&mut connection).await?;
+                connection.close().await?;
+            }
         }
+        Ok(())
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        on_connection!(self, connection =>
+            sqlx::query("SELECT 1").execute(connection).await.map(drop))?;
         Ok(())
     }
 
     /// Closes every connection; the store answers nothing afterwards.
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await);
+        match &self.pool {
+            Pool::MySql(pool) => pool.close().await,
+            Pool::Sqlite(pool) => pool.close().await,
+        }
     }
 
     /// Inserts a user and returns its id; a taken username or email is reported as such.
@@ -189,7 +221,7 @@ impl Store {
         const INSERT: &str = "INSERT INTO users \
              (username, username_key, email, password_hash, full_name, age, gender) \
              VALUES (?, ?, ?, ?, ?, ?, ?)";
-        let inserted = on_pool!(self, pool => sqlx::query(INSERT)
+        let inserted = on_connection!(self, connection => sqlx::query(INSERT)
             .bind(&user.username)
             .bind(&username_key)
             .bind(&user.email)
@@ -197,17 +229,17 @@ impl Store {
             .bind(&user.full_name)
             .bind(user.age)
             .bind(&user.gender)
-            .execute(pool)
+            .execute(connection)
             .await
             .map(|done| done.new_row_id()));
         match inserted {
             Ok(id) => Ok(id),
             Err(error) if is_unique_violation(&error) => {
                 // The constraint decided; this read only tells which of the two it was.
-                let username_taken = on_pool!(self, pool =>
+                let username_taken = on_connection!(self, connection =>
                     sqlx::query("SELECT 1 FROM users WHERE username_key = ?")
                         .bind(&username_key)
-                        .fetch_optional(pool)
+                        .fetch_optional(connection)
                         .await
                         .map(|row| row.is_some()))?;
                 Err(if username_taken {
@@ -226,9 +258,9 @@ impl Store {
         username: &str,
     ) -> Result<Option<(i64, String)>, StoreError> {
         const SELECT: &str = "SELECT id, password_hash FROM users WHERE username_key = ?";
-        let credentials = on_pool!(self, pool => sqlx::query_as(SELECT)
+        let credentials = on_connection!(self, connection => sqlx::query_as(SELECT)
             .bind(username.to_ascii_lowercase())
-            .fetch_optional(pool)
+            .fetch_optional(connection)
             .await)?;
         Ok(credentials)
     }
@@ -240,12 +272,12 @@ impl Store {
         key: &str,
         value: &str,
     ) -> Result<(), StoreError> {
-        let inserted = on_pool!(self, pool =>
+        let inserted = on_connection!(self, connection =>
             sqlx::query("INSERT INTO entries (user_id, entry_key, value) VALUES (?, ?, ?)")
                 .bind(user_id)
                 .bind(key)
                 .bind(value)
-                .execute(pool)
+                .execute(connection)
                 .await
                 .map(drop));
         match inserted {
@@ -259,10 +291,10 @@ impl Store {
     /// The value of the user's entry, if the user holds that key.
     pub async fn get_entry(&self, user_id: i64, key: &str) -> Result<Option<String>, StoreError> {
         const SELECT: &str = "SELECT value FROM entries WHERE user_id = ? AND entry_key = ?";
-        let value = on_pool!(self, pool => sqlx::query_scalar(SELECT)
+        let value = on_connection!(self, connection => sqlx::query_scalar(SELECT)
             .bind(user_id)
             .bind(key)
-            .fetch_optional(pool)
+            .fetch_optional(connection)
             .await)?;
         Ok(value)
     }
@@ -277,11 +309,11 @@ impl Store {
         const UPDATE: &str = "UPDATE entries SET value = ?, updated_at = CURRENT_TIMESTAMP \
              WHERE user_id = ? AND entry_key = ?";
         // On MySQL, sqlx asks for found rather than changed rows, so an unchanged value counts.
-        let updated = on_pool!(self, pool => sqlx::query(UPDATE)
+        let updated = on_connection!(self, connection => sqlx::query(UPDATE)
             .bind(value)
             .bind(user_id)
             .bind(key)
-            .execute(pool)
+            .execute(connection)
             .await
             .map(|done| done.rows_affected()))?;
         Ok(updated > 0)
@@ -289,37 +321,15 @@ impl Store {
 
     /// Deletes the user's entry; false when the user holds no such key.
     pub async fn delete_entry(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
-        let deleted = on_pool!(self, pool =>
+        let deleted = on_connection!(self, connection =>
             sqlx::query("DELETE FROM entries WHERE user_id = ? AND entry_key = ?")
                 .bind(user_id)
                 .bind(key)
-                .execute(pool)
+                .execute(connection)
                 .await
                 .map(|done| done.rows_affected()))?;
         Ok(deleted > 0)
     }
-}
-
-/// A connection idle for this long is pinged before use: the server or RDS Proxy may have closed
-/// it meanwhile, or a Lambda function may have been frozen since.
-const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(5);
-
-/// Pool options shared by both backends. sqlx would ping every connection before handing it
-/// out (a round trip per request, on top of the one it makes when a connection comes back);
-/// here only connections idle for [`PING_WHEN_IDLE_FOR`] are.
-fn pool_options<DB: sqlx::Database>(settings: &PoolSettings) -> sqlx::pool::PoolOptions<DB> {
-    sqlx::pool::PoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(settings.acquire_timeout)
-        .test_before_acquire(false)
-        .before_acquire(|connection: &mut DB::Connection, metadata| {
-            Box::pin(async move {
-                if metadata.idle_for >= PING_WHEN_IDLE_FOR {
-                    connection.ping().await?;
-                }
-                Ok(true)
-            })
-        })
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

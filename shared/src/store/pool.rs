@@ -1,0 +1,326 @@
+//! A pool of sqlx connections that hands a connection back without a round trip.
+//!
+//! sqlx's own pool pings every connection it gets back, in case the query on it was cancelled
+//! half-way: a second round trip for every query. Here a connection carries a flag instead,
+//! set while a query runs and cleared when it finishes: a connection that comes back with the
+//! flag still set (its query was cancelled, or failed below SQL) is closed, never reused. A
+//! connection idle for [`PING_WHEN_IDLE_FOR`] is pinged before it is handed out again.
+
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use deadpool::Runtime;
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
+use sqlx::{ConnectOptions, Connection};
+
+/// A connection idle for this long is pinged before use: the server or RDS Proxy may have
+/// closed it meanwhile, or a Lambda function may have been frozen since.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(5);
+
+/// Connections of type `C`, opened on first use, at most `max_connections` at a time.
+pub struct Pool<C: Connection> {
+    pool: managed::Pool<Manager<C>>,
+}
+
+impl<C: Connection> Pool<C> {
+    /// A pool that opens no connection until one is asked for. `acquire_timeout` bounds each
+    /// step of getting one: waiting for a free slot, connecting, pinging an idle connection.
+    pub fn new(
+        options: <C as Connection>::Options,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Pool<C> {
+        let timeouts = Timeouts {
+            wait: Some(acquire_timeout),
+            create: Some(acquire_timeout),
+            recycle: Some(acquire_timeout),
+        };
+        let pool = managed::Pool::builder(Manager { options })
+            .max_size(max_connections.max(1) as usize)
+            .timeouts(timeouts)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .expect("a pool with a runtime for its timeouts always builds");
+        Pool { pool }
+    }
+
+    /// A connection of the pool's, or why none could be had in time.
+    pub async fn acquire(&self) -> Result<PooledConnection<C>, sqlx::Error> {
+        match self.pool.get().await {
+            Ok(connection) => Ok(PooledConnection(connection)),
+            Err(PoolError::Backend(error)) => Err(error),
+            Err(PoolError::Timeout(_)) => Err(sqlx::Error::PoolTimedOut),
+            Err(PoolError::Closed) => Err(sqlx::Error::PoolClosed),
+            Err(other @ (PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_))) => {
+                Err(sqlx::Error::Configuration(other.to_string().into()))
+            }
+        }
+    }
+
+    /// A new connection outside the pool, for work that changes the session (migrations).
+    pub async fn connect_unpooled(&self) -> Result<C, sqlx::Error> {
+        self.pool.manager().options.connect().await
+    }
+
+    /// Closes the idle connections, and every other one as it comes back; acquiring fails
+    /// from now on.
+    pub async fn close(&self) {
+        let idle = self.pool.retain(|_, _| false).removed;
+        self.pool.close();
+        for connection in idle {
+            let _ = connection.connection.close().await;
+        }
+    }
+}
+
+impl<C: Connection> Clone for Pool<C> {
+    fn clone(&self) -> Self {
+        Pool {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<C: Connection> std::fmt::Debug for Pool<C> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Pool")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+/// A connection lent by a [`Pool`], returned to it when dropped.
+pub struct PooledConnection<C: Connection>(Object<Manager<C>>);
+
+impl<C: Connection> PooledConnection<C> {
+    /// Runs one query's worth of work on the connection. If `work` is cancelled, or fails
+    /// anywhere but in the database's own SQL handling, the connection is closed instead of
+    /// going back to the pool.
+    pub async fn run<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut C) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        self.0.in_flight = true;
+        let result = work(&mut self.0.connection).await;
+        if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
+            self.0.in_flight = false;
+        }
+        result
+    }
+}
+
+impl<C: Connection> Deref for PooledConnection<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.0.connection
+    }
+}
+
+impl<C: Connection> DerefMut for PooledConnection<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.0.connection
+    }
+}
+
+/// A connection and whether a query on it was left unfinished.
+struct Tracked<C> {
+    connection: C,
+    in_flight: bool,
+}
+
+/// Opens and checks the pool's connections for deadpool.
+struct Manager<C: Connection> {
+    options: <C as Connection>::Options,
+}
+
+impl<C: Connection> managed::Manager for Manager<C> {
+    type Type = Tracked<C>;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<Tracked<C>, sqlx::Error> {
+        Ok(Tracked {
+            connection: self.options.connect().await?,
+            in_flight: false,
+        })
+    }
+
+    async fn recycle(
+        &self,
+        tracked: &mut Tracked<C>,
+        metrics: &Metrics,
+    ) -> RecycleResult<sqlx::Error> {
+        if tracked.in_flight {
+            return Err(RecycleError::message(
+                "a query on this connection was left unfinished",
+            ));
+        }
+        if metrics.last_used() >= PING_WHEN_IDLE_FOR {
+            tracked.connection.ping().await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+    use std::str::FromStr;
+
+    /// A pool of one connection to a private in-memory SQLite database: each new connection
+    /// starts empty, so a table made on one tells whether the next acquire got it back.
+    fn one_sqlite_connection(acquire_timeout: Duration) -> Pool<SqliteConnection> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
+        Pool::new(options, 1, acquire_timeout)
+    }
+
+    async fn mark(pool: &Pool<SqliteConnection>) {
+        let mut connection = pool.acquire().await.unwrap();
+        connection
+            .run(async |connection| {
+                sqlx::query("CREATE TABLE marker (x)")
+                    .execute(connection)
+                    .await
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn is_marked(pool: &Pool<SqliteConnection>) -> bool {
+        let mut connection = pool.acquire().await.unwrap();
+        let tables: i64 = connection
+            .run(async |connection| {
+                sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'marker'")
+                    .fetch_one(connection)
+                    .await
+            })
+            .await
+            .unwrap();
+        tables == 1
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_query_finished_is_reused() {
+        let pool = one_sqlite_connection(Duration::from_secs(5));
+        mark(&pool).await;
+        assert!(is_marked(&pool).await);
+        assert!(is_marked(&pool).await);
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_query_was_cancelled_is_closed_not_reused() {
+        let pool = one_sqlite_connection(Duration::from_secs(5));
+        mark(&pool).await;
+        let mut connection = pool.acquire().await.unwrap();
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(50),
+            connection.run(async |connection| {
+                sqlx::query("SELECT 1").execute(connection).await?;
+                std::future::pending::<Result<(), sqlx::Error>>().await
+            }),
+        )
+        .await;
+        assert!(cancelled.is_err());
+        drop(connection);
+        assert!(!is_marked(&pool).await);
+    }
+
+    #[tokio::test]
+    async fn an_sql_error_keeps_the_connection_and_a_lower_failure_closes_it() {
+        let pool = one_sqlite_connection(Duration::from_secs(5));
+        mark(&pool).await;
+        let mut connection = pool.acquire().await.unwrap();
+        let refused = connection
+            .run(async |connection| sqlx::query("SELEC 1").execute(connection).await)
+            .await;
+        assert!(
+            matches!(refused, Err(sqlx::Error::Database(_))),
+            "{refused:?}"
+        );
+        drop(connection);
+        assert!(is_marked(&pool).await);
+
+        let mut connection = pool.acquire().await.unwrap();
+        let broken = connection
+            .run(async |_| Err::<(), _>(sqlx::Error::Protocol("a torn packet".into())))
+            .await;
+        assert!(matches!(broken, Err(sqlx::Error::Protocol(_))));
+        drop(connection);
+        assert!(!is_marked(&pool).await);
+    }
+
+    #[tokio::test]
+    async fn no_free_connection_within_the_timeout_is_pool_timed_out() {
+        let pool = one_sqlite_connection(Duration::from_millis(50));
+        let _held = pool.acquire().await.unwrap();
+        assert!(matches!(
+            pool.acquire().await,
+            Err(sqlx::Error::PoolTimedOut)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_closed_pool_lends_nothing() {
+        let pool = one_sqlite_connection(Duration::from_secs(5));
+        mark(&pool).await;
+        pool.close().await;
+        assert!(matches!(pool.acquire().await, Err(sqlx::Error::PoolClosed)));
+    }
+
+    /// On MySQL a cancelled query's answer is still on its way: the next query on that
+    /// connection would read it. The test server of `scripts/test.sh`; required under CI.
+    #[tokio::test]
+    async fn on_mysql_the_query_after_a_cancelled_one_gets_its_own_answer() {
+        let Ok(url) = std::env::var("KV_TEST_MYSQL_URL") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "KV_TEST_MYSQL_URL is not set: under CI this test needs the MariaDB of scripts/test.sh"
+            );
+            eprintln!("skipped: KV_TEST_MYSQL_URL is not set");
+            return;
+        };
+        let options = MySqlConnectOptions::from_str(&url).unwrap();
+        let pool = Pool::<MySqlConnection>::new(options, 1, Duration::from_secs(5));
+        let connection_id = async || -> u64 {
+            let mut connection = pool.acquire().await.unwrap();
+            connection
+                .run(async |connection| {
+                    sqlx::query_scalar("SELECT CONNECTION_ID()")
+                        .fetch_one(connection)
+                        .await
+                })
+                .await
+                .unwrap()
+        };
+        let first = connection_id().await;
+        assert_eq!(connection_id().await, first, "an idle connection is reused");
+
+        let mut connection = pool.acquire().await.unwrap();
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(100),
+            connection.run(async |connection| {
+                sqlx::query_scalar::<_, i64>("SELECT SLEEP(2) + 41")
+                    .fetch_one(connection)
+                    .await
+            }),
+        )
+        .await;
+        assert!(cancelled.is_err());
+        drop(connection);
+
+        let mut connection = pool.acquire().await.unwrap();
+        let answer: i64 = connection
+            .run(async |connection| sqlx::query_scalar("SELECT 7").fetch_one(connection).await)
+            .await
+            .unwrap();
+        assert_eq!(answer, 7);
+        drop(connection);
+        assert_ne!(
+            connection_id().await,
+            first,
+            "the cancelled connection was closed"
+        );
+    }
+}
