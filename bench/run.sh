@@ -196,6 +196,33 @@ cpu_stop() { # phase requests: records the CPU each process spent per request
     record "{\"kind\":\"cpu\",\"phase\":\"$1\",\"requests\":$2,\"adapter_s\":$(awk -v t=$((a1 - a0)) -v h="$hz" 'BEGIN{print t/h}'),\"mariadb_s\":$(awk -v t=$((m1 - m0)) -v h="$hz" 'BEGIN{print t/h}'),\"busy_s\":$(awk -v t=$((b1 - b0)) -v h="$hz" 'BEGIN{print t/h}'),\"all_s\":$(awk -v t=$((t1 - t0)) -v h="$hz" 'BEGIN{print t/h}')}"
 }
 
+# --- raw MariaDB reference ------------------------------------------------------------------
+# sysbench runs the retrieve query straight against MariaDB. This shared machine's speed drifts
+# by tens of percent over minutes, so with retrieve the reference runs right before and right
+# after it, and the ratio is taken against their mean.
+raw_reference() { # when: before, after or alone
+    log "raw MariaDB point selects ($1): sysbench bench/point_select.lua, $CONNECTIONS threads, $DURATION"
+    local user_ids found sb_out qps p95 sb_errors
+    user_ids="$($MYSQL_CMD "$DB" -e "SELECT GROUP_CONCAT(id) FROM users WHERE username LIKE 'u${RUN_ID}\\_%'")"
+    found="$($MYSQL_CMD "$DB" -e "SELECT COUNT(*) FROM entries WHERE user_id IN ($user_ids) AND entry_key LIKE 'r%'")"
+    echo "point-select targets: users $user_ids, $found rows r* (the keys retrieve.lua reads)"
+    sb_out="$WORK/sysbench-$1.txt"
+    cpu_start
+    BENCH_USER_IDS="$user_ids" BENCH_KEYS=1000 timeout $((DURATION_S + 60)) \
+        sysbench "$BENCH_DIR/point_select.lua" --db-driver=mysql --mysql-host="$DB_HOST" \
+        --mysql-port="$DB_PORT" --mysql-user="$DB_USER" --mysql-password="$DB_PASSWORD" \
+        --mysql-db="$DB" --threads="$CONNECTIONS" --time="$DURATION_S" --events=0 \
+        --percentile=95 run >"$sb_out" 2>&1 || { cat "$sb_out" >&2; die "sysbench failed"; }
+    qps="$(sed -n 's/.*queries: *[0-9]* *(\([0-9.]*\) per sec.*/\1/p' "$sb_out" | head -1)"
+    p95="$(awk '/95th percentile:/ {print $3}' "$sb_out" | head -1)"
+    sb_errors="$(sed -n 's/.*errors: *\([0-9]*\) .*/\1/p' "$sb_out" | head -1)"
+    [[ -n "$qps" ]] || { cat "$sb_out" >&2; die "could not read sysbench's rate"; }
+    grep -E 'queries:|transactions:|errors:|95th' "$sb_out"
+    cpu_stop "raw-$1" "$(sed -n 's/.*queries: *\([0-9]*\) .*/\1/p' "$sb_out" | head -1)"
+    record "{\"kind\":\"raw\",\"when\":\"$1\",\"tool\":\"sysbench 1.0 custom script, prepared statement, same table and keys\",\"threads\":$CONNECTIONS,\"qps\":$qps,\"p95_ms\":${p95:-null},\"errors\":${sb_errors:-0}}"
+    sleep 1
+}
+
 # Server-wide command counters (other clients of the shared server add a little noise).
 server_counters() {
     $MYSQL_CMD -e "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_stmt_execute','Com_admin_commands','Questions')" |
@@ -203,6 +230,7 @@ server_counters() {
 }
 for endpoint in retrieve store update delete; do
     wanted "$endpoint" || continue
+    if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference before; fi
     read -r exec0 admin0 _ <<<"$(server_counters)"
     cpu_start
     run_wrk "$endpoint" "$CONNECTIONS"
@@ -214,6 +242,7 @@ for endpoint in retrieve store update delete; do
         printf "  MariaDB per request: %.2f statement executions, %.2f admin commands (COM_PING)\n", e / n, a / n }'
     record "{\"kind\":\"server_commands\",\"endpoint\":\"$endpoint\",\"requests\":$requests,\"stmt_execute\":$((exec1 - exec0)),\"admin_commands\":$((admin1 - admin0))}"
     sleep 1
+    if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference after; fi
 done
 for endpoint in token register; do
     wanted "$endpoint" || continue
@@ -224,26 +253,8 @@ for endpoint in token register; do
     sleep 1
 done
 
-# --- raw MariaDB reference ------------------------------------------------------------------
-if wanted raw; then
-log "raw MariaDB point selects: sysbench bench/point_select.lua, $CONNECTIONS threads, $DURATION"
-user_ids="$($MYSQL_CMD "$DB" -e "SELECT GROUP_CONCAT(id) FROM users WHERE username LIKE 'u${RUN_ID}\\_%'")"
-found="$($MYSQL_CMD "$DB" -e "SELECT COUNT(*) FROM entries WHERE user_id IN ($user_ids) AND entry_key LIKE 'r%'")"
-echo "point-select targets: users $user_ids, $found rows r* (the keys retrieve.lua reads)"
-sb_out="$WORK/sysbench.txt"
-cpu_start
-BENCH_USER_IDS="$user_ids" BENCH_KEYS=1000 timeout $((DURATION_S + 60)) \
-    sysbench "$BENCH_DIR/point_select.lua" --db-driver=mysql --mysql-host="$DB_HOST" \
-    --mysql-port="$DB_PORT" --mysql-user="$DB_USER" --mysql-password="$DB_PASSWORD" \
-    --mysql-db="$DB" --threads="$CONNECTIONS" --time="$DURATION_S" --events=0 \
-    --percentile=95 run >"$sb_out" 2>&1 || { cat "$sb_out" >&2; die "sysbench failed"; }
-qps="$(sed -n 's/.*queries: *[0-9]* *(\([0-9.]*\) per sec.*/\1/p' "$sb_out" | head -1)"
-p95="$(awk '/95th percentile:/ {print $3}' "$sb_out" | head -1)"
-sb_errors="$(sed -n 's/.*errors: *\([0-9]*\) .*/\1/p' "$sb_out" | head -1)"
-[[ -n "$qps" ]] || { cat "$sb_out" >&2; die "could not read sysbench's rate"; }
-grep -E 'queries:|transactions:|errors:|95th' "$sb_out"
-cpu_stop raw "$(sed -n 's/.*queries: *\([0-9]*\) .*/\1/p' "$sb_out" | head -1)"
-record "{\"kind\":\"raw\",\"tool\":\"sysbench 1.0 custom script, prepared statement, same table and keys\",\"threads\":$CONNECTIONS,\"qps\":$qps,\"p95_ms\":${p95:-null},\"errors\":${sb_errors:-0}}"
+if wanted raw && ! wanted retrieve; then
+    raw_reference alone
 fi
 
 # --- memory under 64 connections on /auth/token ----------------------------------------------

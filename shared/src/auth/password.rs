@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OnceCell, oneshot};
 
@@ -77,21 +77,13 @@ impl Passwords {
         let password = password.to_owned();
         self.run(move |memory| {
             let salt = SaltString::generate(&mut OsRng);
-            let mut salt_bytes = [0; 64];
-            let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
-            let params = owasp_params();
-            let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+            let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, owasp_params());
             let mut output = [0; Params::DEFAULT_OUTPUT_LEN];
-            hasher.hash_password_into_with_memory(
-                password.as_bytes(),
-                salt_bytes,
-                &mut output,
-                memory.blocks(&params),
-            )?;
+            memory.hash(&hasher, password.as_bytes(), salt.as_salt(), &mut output)?;
             let hash = PasswordHash {
                 algorithm: Algorithm::Argon2id.ident(),
                 version: Some(Version::V0x13.into()),
-                params: ParamsString::try_from(&params)?,
+                params: ParamsString::try_from(hasher.params())?,
                 salt: Some(salt.as_salt()),
                 hash: Some(Output::new(&output)?),
             };
@@ -112,23 +104,15 @@ impl Passwords {
             let salt = parsed
                 .salt
                 .ok_or(argon2::password_hash::Error::PhcStringField)?;
-            let mut salt_bytes = [0; 64];
-            let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
             let algorithm = Algorithm::try_from(parsed.algorithm)?;
             let version = parsed
                 .version
                 .map(Version::try_from)
                 .transpose()?
                 .unwrap_or_default();
-            let params = Params::try_from(&parsed)?;
-            let hasher = Argon2::new(algorithm, version, params.clone());
+            let hasher = Argon2::new(algorithm, version, Params::try_from(&parsed)?);
             let mut output = vec![0; expected.len()];
-            hasher.hash_password_into_with_memory(
-                password.as_bytes(),
-                salt_bytes,
-                &mut output,
-                memory.blocks(&params),
-            )?;
+            memory.hash(&hasher, password.as_bytes(), salt, &mut output)?;
             Ok(Output::new(&output)? == expected)
         })
         .await
@@ -165,13 +149,28 @@ impl Passwords {
 struct Memory(Vec<Block>);
 
 impl Memory {
-    /// The first `params.block_count()` blocks, grown if a stored hash asks for more.
-    fn blocks(&mut self, params: &Params) -> &mut [Block] {
-        let needed = params.block_count();
+    /// Hashes `password` with the B64 `salt` into `output`, in this memory, grown first if
+    /// `hasher`'s parameters (a stored hash's) ask for more than it has.
+    fn hash(
+        &mut self,
+        hasher: &Argon2,
+        password: &[u8],
+        salt: Salt,
+        output: &mut [u8],
+    ) -> Result<(), PasswordError> {
+        let mut salt_bytes = [0; Salt::MAX_LENGTH];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+        let needed = hasher.params().block_count();
         if self.0.len() < needed {
             self.0.resize(needed, Block::default());
         }
-        &mut self.0[..needed]
+        hasher.hash_password_into_with_memory(
+            password,
+            salt_bytes,
+            output,
+            &mut self.0[..needed],
+        )?;
+        Ok(())
     }
 }
 
