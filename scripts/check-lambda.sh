@@ -32,12 +32,12 @@
 #   LAMBDA_CHECK_PORT=9000     port of `cargo lambda watch` (on 127.0.0.1)
 #   LAMBDA_CHECK_JWT_SECRET    JWT key of the functions under watch (>= 32 bytes; a fixed
 #                              local-development value by default)
-#   LAMBDA_CHECK_FULL_LTO=1    build with the release profile of Cargo.toml exactly (thin
-#                              LTO, 4 codegen units). By default this check builds with
-#                              CARGO_PROFILE_RELEASE_LTO=false and 16 codegen units, set in
-#                              the environment of the build only: it checks that every
-#                              function cross-compiles and links, in a fraction of the time;
-#                              the deployed binaries (sam build) keep the profile of Cargo.toml.
+#   LAMBDA_CHECK_EXACT_PROFILE=1   build with the release profile of Cargo.toml exactly (one
+#                              codegen unit). By default this check builds with 16 codegen
+#                              units and no LTO, set in the environment of the build only: it
+#                              checks that every function cross-compiles and links, in a
+#                              fraction of the time; the deployed binaries (sam build) keep
+#                              the profile of Cargo.toml, and bench/run.sh measures those.
 #   LAMBDA_CHECK_SKIP_BUILD=1  skip step 1 (quicker iterations on steps 2-4)
 #   KV_TEST_MYSQL_PORT         port of the private MariaDB (default 33061, see mariadb.sh)
 set -euo pipefail
@@ -45,7 +45,6 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$REPO_ROOT"
 
-CARGO_LAMBDA_VERSION="1.9.2"
 VENV="$REPO_ROOT/target/venv-tools"
 WORK="$REPO_ROOT/target/lambda-check"
 FIXTURES="$REPO_ROOT/tests/fixtures/events"
@@ -57,6 +56,9 @@ API_FUNCTIONS=(auth-register auth-token data-store data-retrieve data-update dat
 STARTED=$SECONDS
 say() { printf '\n==> [%4ss] %s\n' "$((SECONDS - STARTED))" "$*" >&2; }
 info() { printf '    %s\n' "$*" >&2; }
+log() { info "$*"; }
+# shellcheck source=scripts/lib.sh
+source "$REPO_ROOT/scripts/lib.sh"
 fail() {
     printf '\ncheck-lambda.sh: FAILED: %s\n' "$*" >&2
     exit 1
@@ -108,11 +110,7 @@ trap 'exit 143' TERM
 # --- 1. cargo-lambda and the release build ---------------------------------------
 
 say "cargo-lambda $CARGO_LAMBDA_VERSION (private venv $VENV)"
-if ! "$VENV/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "^cargo-lambda $CARGO_LAMBDA_VERSION "; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
-fi
-export PATH="$VENV/bin:$PATH"
+use_cargo_lambda "$REPO_ROOT"
 cargo lambda --version >&2
 
 # The functions this workspace has: the six of the API, and db-migrate once it is a member.
@@ -153,8 +151,8 @@ if [[ "${LAMBDA_CHECK_SKIP_BUILD:-0}" == 1 ]]; then
     say "skipping the release build (LAMBDA_CHECK_SKIP_BUILD=1)"
 else
     build_env=()
-    if [[ "${LAMBDA_CHECK_FULL_LTO:-0}" != 1 ]]; then
-        build_env=(CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
+    if [[ "${LAMBDA_CHECK_EXACT_PROFILE:-0}" != 1 ]]; then
+        build_env=(CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
     fi
     say "cargo lambda build --release $ARCH_FLAG ${PACKAGE_ARGS[*]} ${build_env[*]}"
     build_started=$SECONDS

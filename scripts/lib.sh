@@ -63,3 +63,16 @@ wait_started() {
     fi
     return 1
 }
+
+# use_cargo_lambda REPO: installs cargo-lambda (pinned, with the zig it cross-compiles with) from
+# PyPI into REPO/target/venv-tools when that venv lacks it, and puts the venv first on PATH.
+CARGO_LAMBDA_VERSION="1.9.2"
+use_cargo_lambda() {
+    local venv="$1/target/venv-tools"
+    if ! "$venv/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "^cargo-lambda $CARGO_LAMBDA_VERSION "; then
+        log "installing cargo-lambda $CARGO_LAMBDA_VERSION into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+    fi
+    export PATH="$venv/bin:$PATH"
+}
