@@ -6,7 +6,6 @@
 //! flag still set (its query was cancelled, or failed below SQL) is closed, never reused. A
 //! connection idle for [`PING_WHEN_IDLE_FOR`] is pinged before it is handed out again.
 
-use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use deadpool::Runtime;
@@ -107,19 +106,6 @@ impl<C: Connection> PooledConnection<C> {
             self.0.in_flight = false;
         }
         result
-    }
-}
-
-impl<C: Connection> Deref for PooledConnection<C> {
-    type Target = C;
-    fn deref(&self) -> &C {
-        &self.0.connection
-    }
-}
-
-impl<C: Connection> DerefMut for PooledConnection<C> {
-    fn deref_mut(&mut self) -> &mut C {
-        &mut self.0.connection
     }
 }
 
