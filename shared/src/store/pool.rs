@@ -155,8 +155,9 @@ mod tests {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
     use std::str::FromStr;
 
-    /// A pool of one connection to a private in-memory SQLite database: each new connection
-    /// starts empty, so a table made on one tells whether the next acquire got it back.
+    /// A pool of one connection to an in-memory SQLite database. A TEMP table is private to the
+    /// connection that made it (sqlx shares one in-memory database between the connections of
+    /// one set of options), so it tells whether the next acquire got that connection back.
     fn one_sqlite_connection(acquire_timeout: Duration) -> Pool<SqliteConnection> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
         Pool::new(options, 1, acquire_timeout)
@@ -166,7 +167,7 @@ mod tests {
         let mut connection = pool.acquire().await.unwrap();
         connection
             .run(async |connection| {
-                sqlx::query("CREATE TABLE marker (x)")
+                sqlx::query("CREATE TEMP TABLE marker (x)")
                     .execute(connection)
                     .await
             })
@@ -178,7 +179,7 @@ mod tests {
         let mut connection = pool.acquire().await.unwrap();
         let tables: i64 = connection
             .run(async |connection| {
-                sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'marker'")
+                sqlx::query_scalar("SELECT count(*) FROM sqlite_temp_master WHERE name = 'marker'")
                     .fetch_one(connection)
                     .await
             })
