@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use deadpool::Runtime;
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
 use sqlx::{ConnectOptions, Connection};
 
 /// A connection idle for this long is pinged before use: the server or RDS Proxy may have
@@ -19,33 +18,34 @@ const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(5);
 /// Connections of type `C`, opened on first use, at most `max_connections` at a time.
 pub struct Pool<C: Connection> {
     pool: managed::Pool<Manager<C>>,
+    acquire_timeout: Duration,
 }
 
 impl<C: Connection> Pool<C> {
-    /// A pool that opens no connection until one is asked for. `acquire_timeout` bounds each
-    /// step of getting one: waiting for a free slot, connecting, pinging an idle connection.
+    /// A pool that opens no connection until one is asked for. `acquire_timeout` bounds the
+    /// whole of getting one: waiting for a free slot, connecting, pinging an idle connection.
     pub fn new(
         options: <C as Connection>::Options,
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> Pool<C> {
-        let timeouts = Timeouts {
-            wait: Some(acquire_timeout),
-            create: Some(acquire_timeout),
-            recycle: Some(acquire_timeout),
-        };
         let pool = managed::Pool::builder(Manager { options })
             .max_size(max_connections.max(1) as usize)
-            .timeouts(timeouts)
-            .runtime(Runtime::Tokio1)
             .build()
-            .expect("a pool with a runtime for its timeouts always builds");
-        Pool { pool }
+            .expect("a pool without timeouts of deadpool's own always builds");
+        Pool {
+            pool,
+            acquire_timeout,
+        }
     }
 
-    /// A connection of the pool's, or why none could be had in time.
+    /// A connection of the pool's, or why none could be had in time. Giving up mid-way is
+    /// safe: deadpool returns the slot, and a connection still being opened is dropped.
     pub async fn acquire(&self) -> Result<PooledConnection<C>, sqlx::Error> {
-        match self.pool.get().await {
+        let Ok(got) = tokio::time::timeout(self.acquire_timeout, self.pool.get()).await else {
+            return Err(sqlx::Error::PoolTimedOut);
+        };
+        match got {
             Ok(connection) => Ok(PooledConnection(connection)),
             Err(PoolError::Backend(error)) => Err(error),
             Err(PoolError::Timeout(_)) => Err(sqlx::Error::PoolTimedOut),
@@ -76,6 +76,7 @@ impl<C: Connection> Clone for Pool<C> {
     fn clone(&self) -> Self {
         Pool {
             pool: self.pool.clone(),
+            acquire_timeout: self.acquire_timeout,
         }
     }
 }
@@ -242,6 +243,20 @@ mod tests {
     async fn no_free_connection_within_the_timeout_is_pool_timed_out() {
         let pool = one_sqlite_connection(Duration::from_millis(50));
         let _held = pool.acquire().await.unwrap();
+        assert!(matches!(
+            pool.acquire().await,
+            Err(sqlx::Error::PoolTimedOut)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_pool_timed_out() {
+        // Accepts TCP connections (the kernel does, from the backlog) but never sends MySQL's
+        // greeting: connecting hangs until the acquire timeout ends it.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("mysql://kv:kv@{}/kv", silent.local_addr().unwrap());
+        let options = MySqlConnectOptions::from_str(&url).unwrap();
+        let pool = Pool::<MySqlConnection>::new(options, 1, Duration::from_millis(200));
         assert!(matches!(
             pool.acquire().await,
             Err(sqlx::Error::PoolTimedOut)
