@@ -1,7 +1,8 @@
 #!/usr/bin/env sysbench
--- The raw-MariaDB reference for GET /data/retrieve: the service's own query, on the same
--- table and the same prepared entries, as a server-side prepared statement (the binary
--- protocol sqlx uses), one round trip per query, no transaction around it.
+-- The stricter of bench/run.sh's two raw-MariaDB references for GET /data/retrieve (the
+-- target's is mariadb-slap): the service's own query, on the same table and the same prepared
+-- entries, as a server-side prepared statement (the binary protocol sqlx uses), one round trip
+-- per query, no transaction around it.
 --   SELECT value FROM entries WHERE user_id = ? AND entry_key = ?
 -- with a random user (of the ids in BENCH_USER_IDS, comma-separated) and a random key
 -- r0 .. r<BENCH_KEYS-1>, the distribution bench/retrieve.lua requests.

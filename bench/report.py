@@ -50,9 +50,13 @@ def main():
         if phases is None or phase in phases:
             missing.append(what)
 
-    # The reference ran before and after retrieve (or alone): the mean of its runs.
-    raws = kinds.get("raw", [])
-    raw = sum(r["qps"] for r in raws) / len(raws) if raws else None
+    # Each raw reference ran before and after retrieve (or alone): the mean of its runs.
+    # mariadb-slap's is the target's; sysbench's prepared statements are a stricter ceiling.
+    raws = {}
+    for r in kinds.get("raw", []):
+        raws.setdefault(r.get("reference", "sysbench"), []).append(r)
+    raw_rate = {ref: sum(r["qps"] for r in runs) / len(runs) for ref, runs in raws.items()}
+    raw = raw_rate.get("slap")
     print()
     print("=" * 100)
     print("SUMMARY (adapter kv-server on MariaDB over loopback; wrk "
@@ -90,16 +94,22 @@ def main():
               f"{r['non2xx']:>8} {r['requests']:>9}  {text:<32} {verdict(ok)}")
 
     print()
-    if raw:
-        ratio = wrk["retrieve"]["rps"] / raw if "retrieve" in wrk else float("nan")
-        r = raws[0]
-        runs = ", ".join(f"{x.get('when', 'alone')} {x['qps']:,.0f}/s (p95 {x.get('p95_ms', '?')} ms)"
-                         for x in raws)
-        print(f"raw MariaDB point select ({r['tool']}, {r['threads']} connections): "
-              f"{raw:,.0f} queries/s, the mean of: {runs}")
-        print(f"retrieve / raw = {ratio:.1%}   (target >= 40%: {verdict(ratio >= RAW_RATIO)})")
-    else:
-        expect("raw", "raw MariaDB rate")
+    retrieve_rps = wrk["retrieve"]["rps"] if "retrieve" in wrk else float("nan")
+    for ref, label in [("slap", "the target's reference: MariaDB's own load tool"),
+                       ("sysbench", "a stricter ceiling, not the target's")]:
+        if ref not in raw_rate:
+            continue
+        first = raws[ref][0]
+        runs = ", ".join(f"{x.get('when', 'alone')} {x['qps']:,.0f}/s" for x in raws[ref])
+        ratio = retrieve_rps / raw_rate[ref]
+        print(f"raw MariaDB point select, {first['tool']}, {first['threads']} connections "
+              f"({label}): {raw_rate[ref]:,.0f} queries/s, the mean of: {runs}")
+        if ref == "slap":
+            print(f"  retrieve / raw = {ratio:.1%}   (target >= 40%: {verdict(ratio >= RAW_RATIO)})")
+        else:
+            print(f"  retrieve / this ceiling = {ratio:.1%}")
+    if raw is None:
+        expect("raw", "raw MariaDB rate (mariadb-slap)")
 
     for c in kinds.get("server_commands", []):
         print(f"MariaDB commands per {c['endpoint']} request: "
@@ -108,12 +118,12 @@ def main():
 
     cpu = kinds.get("cpu", [])
     if cpu:
-        print("CPU per request, microseconds (2 cores = 2,000,000 us/s; 'rest' is wrk or "
-              "sysbench plus anything else running on the machine):")
+        print("CPU per request (or raw query), microseconds (2 cores = 2,000,000 us/s; "
+              "'rest' is wrk, mariadb-slap or sysbench plus anything else running on the machine):")
         for c in cpu:
             n = max(c["requests"], 1)
             rest = c["busy_s"] - c["adapter_s"] - c["mariadb_s"]
-            print(f"  {c['phase']:<9} adapter {c['adapter_s'] / n * 1e6:7.1f}  mariadbd "
+            print(f"  {c['phase']:<12} adapter {c['adapter_s'] / n * 1e6:7.1f}  mariadbd "
                   f"{c['mariadb_s'] / n * 1e6:7.1f}  rest {rest / n * 1e6:7.1f}  "
                   f"(machine busy {c['busy_s'] / c['all_s']:.0%} of {c['all_s'] / 2:.1f} s)")
 
