@@ -61,6 +61,8 @@ pub struct TestApp {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     _sqlite_dir: Option<tempfile::TempDir>,
+    /// The MySQL server URL and the name of the database this app was given, dropped with it.
+    mysql_database: Option<(String, String)>,
 }
 
 /// A response, read whole.
@@ -185,7 +187,9 @@ pub async fn spawn_app_on_mysql(server: &str, settings: TestSettings) -> TestApp
         .expect("a fresh test database");
     let url = format!("{server}/{name}");
     let db = TestDatabase::MySql(MySqlPool::connect_lazy(&url).expect("a valid MySQL URL"));
-    start(url, db, None, settings).await
+    let mut app = start(url, db, None, settings).await;
+    app.mysql_database = Some((server.to_owned(), name));
+    app
 }
 
 async fn start(
@@ -228,6 +232,7 @@ async fn start(
         state,
         shutdown: Some(shutdown),
         _sqlite_dir: sqlite_dir,
+        mysql_database: None,
     }
 }
 
@@ -272,7 +277,41 @@ impl Drop for TestApp {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+        if let Some((server, name)) = self.mysql_database.take() {
+            if std::thread::panicking() {
+                eprintln!("kept the database {name} of the failed test, for a look");
+            } else if let Err(error) = drop_mysql_database(server, &name) {
+                eprintln!("could not drop the test database {name}: {error}");
+            }
+        }
     }
+}
+
+/// Drops a test's MySQL database, within 10 s. `Drop` cannot await, so this runs on a thread
+/// and a runtime of its own.
+fn drop_mysql_database(server: String, name: &str) -> Result<(), String> {
+    let statement = format!("DROP DATABASE IF EXISTS `{name}`");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| error.to_string())?;
+        runtime.block_on(async {
+            let drop_it = async {
+                let mut admin = MySqlConnection::connect(&server).await?;
+                // A lock held by a connection left in a transaction waits 5 s, not a year.
+                admin.execute("SET SESSION lock_wait_timeout = 5").await?;
+                admin.execute(statement.as_str()).await?;
+                admin.close().await
+            };
+            match tokio::time::timeout(Duration::from_secs(10), drop_it).await {
+                Ok(result) => result.map_err(|error| error.to_string()),
+                Err(_) => Err("timed out".to_owned()),
+            }
+        })
+    })
+    .join()
+    .map_err(|_| "the dropping thread panicked".to_owned())?
 }
 
 impl TestApp {
