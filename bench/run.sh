@@ -237,21 +237,29 @@ for _ in range(count):
           f"AND entry_key = 'r{random.randrange(keys)}';")
 PY
 }
+com_select() { $MYSQL_CMD -e "SHOW GLOBAL STATUS LIKE 'Com_select'" | awk '{print $2}'; }
 raw_reference() { # when: before, after or alone
     raw_targets
     log "raw MariaDB point selects ($1): mariadb-slap, $CONNECTIONS clients"
     # mariadb-slap runs a number of queries, not a duration: about DURATION at 30,000 queries/s.
-    local slap_out="$WORK/slap-$1.txt" slap_queries=$((DURATION_S * 30000)) seconds
+    local slap_out="$WORK/slap-$1.txt" slap_queries=$((DURATION_S * 30000)) seconds selects0 selects1
+    selects0="$(com_select)"
     cpu_start
     timeout $((DURATION_S * 10 + 60)) "$SLAP" --no-defaults --host="$DB_HOST" --port="$DB_PORT" \
         --user="$DB_USER" --password="$DB_PASSWORD" --create-schema="$DB" --no-drop \
         --concurrency="$CONNECTIONS" --iterations=1 --number-of-queries="$slap_queries" \
         --query="$SLAP_QUERIES_FILE" --delimiter=';' >"$slap_out" 2>&1 ||
         { cat "$slap_out" >&2; die "mariadb-slap failed"; }
+    cpu_stop "slap-$1" "$slap_queries"
+    selects1="$(com_select)"
+    # mariadb-slap exits 0 and prints a time even when its clients could not connect or their
+    # queries failed: the server's own count of SELECTs tells whether the queries ran.
+    ! grep -qi 'error' "$slap_out" || { cat "$slap_out" >&2; die "mariadb-slap reported errors"; }
+    ((selects1 - selects0 >= slap_queries)) ||
+        { cat "$slap_out" >&2; die "mariadb-slap ran $((selects1 - selects0)) SELECTs, not $slap_queries"; }
     seconds="$(awk '/Average number of seconds to run all queries:/ {print $(NF-1)}' "$slap_out")"
     [[ "$seconds" =~ ^[0-9.]+$ ]] || { cat "$slap_out" >&2; die "could not read mariadb-slap's time"; }
-    cpu_stop "slap-$1" "$slap_queries"
-    echo "mariadb-slap: $slap_queries queries in $seconds s"
+    echo "mariadb-slap: $slap_queries queries in $seconds s (the server counted $((selects1 - selects0)) SELECTs)"
     record "{\"kind\":\"raw\",\"reference\":\"slap\",\"when\":\"$1\",\"tool\":\"mariadb-slap, text protocol, same table and keys\",\"threads\":$CONNECTIONS,\"queries\":$slap_queries,\"qps\":$(awk -v n="$slap_queries" -v s="$seconds" 'BEGIN {printf "%.1f", n / s}')}"
     sleep 1
 
