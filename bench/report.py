@@ -125,7 +125,8 @@ def main():
             rest = c["busy_s"] - c["adapter_s"] - c["mariadb_s"]
             print(f"  {c['phase']:<12} adapter {c['adapter_s'] / n * 1e6:7.1f}  mariadbd "
                   f"{c['mariadb_s'] / n * 1e6:7.1f}  rest {rest / n * 1e6:7.1f}  "
-                  f"(machine busy {c['busy_s'] / c['all_s']:.0%} of {c['all_s'] / 2:.1f} s)")
+                  f"(machine busy {c['busy_s'] / c['all_s']:.0%} of {c['all_s'] / 2:.1f} s; "
+                  f"CPU idle waiting on the disk {c.get('iowait_s', 0):.2f} s)")
 
     mem = kinds.get("memory", [{}])[0]
     if mem:

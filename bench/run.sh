@@ -196,16 +196,17 @@ run_wrk() { # endpoint connections [extra wrk options]
 }
 # CPU time (clock ticks) of a process, and of the whole machine (busy, all).
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-machine_ticks() { awk '/^cpu / {busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6}' /proc/stat; }
+# busy, all and iowait: the time a CPU sat idle with a disk request outstanding.
+machine_ticks() { awk '/^cpu / {busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6, $6}' /proc/stat; }
 CPU_T0=""
 cpu_start() { CPU_T0="$(proc_ticks "$ADAPTER_PID") $(proc_ticks "$MARIADB_PID") $(machine_ticks)"; }
 cpu_stop() { # phase requests: records the CPU each process spent per request
-    local a0 m0 b0 t0 a1 m1 b1 t1
-    read -r a0 m0 b0 t0 <<<"$CPU_T0"
-    read -r a1 m1 b1 t1 <<<"$(proc_ticks "$ADAPTER_PID") $(proc_ticks "$MARIADB_PID") $(machine_ticks)"
+    local a0 m0 b0 t0 w0 a1 m1 b1 t1 w1
+    read -r a0 m0 b0 t0 w0 <<<"$CPU_T0"
+    read -r a1 m1 b1 t1 w1 <<<"$(proc_ticks "$ADAPTER_PID") $(proc_ticks "$MARIADB_PID") $(machine_ticks)"
     local hz
     hz="$(getconf CLK_TCK)"
-    record "{\"kind\":\"cpu\",\"phase\":\"$1\",\"requests\":$2,\"adapter_s\":$(awk -v t=$((a1 - a0)) -v h="$hz" 'BEGIN{print t/h}'),\"mariadb_s\":$(awk -v t=$((m1 - m0)) -v h="$hz" 'BEGIN{print t/h}'),\"busy_s\":$(awk -v t=$((b1 - b0)) -v h="$hz" 'BEGIN{print t/h}'),\"all_s\":$(awk -v t=$((t1 - t0)) -v h="$hz" 'BEGIN{print t/h}')}"
+    record "{\"kind\":\"cpu\",\"phase\":\"$1\",\"requests\":$2,\"adapter_s\":$(awk -v t=$((a1 - a0)) -v h="$hz" 'BEGIN{print t/h}'),\"mariadb_s\":$(awk -v t=$((m1 - m0)) -v h="$hz" 'BEGIN{print t/h}'),\"busy_s\":$(awk -v t=$((b1 - b0)) -v h="$hz" 'BEGIN{print t/h}'),\"all_s\":$(awk -v t=$((t1 - t0)) -v h="$hz" 'BEGIN{print t/h}'),\"iowait_s\":$(awk -v t=$((w1 - w0)) -v h="$hz" 'BEGIN{print t/h}')}"
 }
 
 # --- raw MariaDB references ----------------------------------------------------------------
