@@ -58,11 +58,16 @@ seconds_of() { local d="$1"; [[ "$d" =~ ^([0-9]+)s?$ ]] && echo "${BASH_REMATCH[
 DURATION_S="$(seconds_of "$DURATION")"
 
 ADAPTER_PID=""
+PROBE_PID=""
 cleanup() {
     local status=$?
     if [[ -n "$ADAPTER_PID" ]] && kill -0 "$ADAPTER_PID" 2>/dev/null; then
         kill -TERM "$ADAPTER_PID" 2>/dev/null || true
         wait "$ADAPTER_PID" 2>/dev/null || true
+    fi
+    if [[ -n "$PROBE_PID" ]]; then
+        kill -TERM "$PROBE_PID" 2>/dev/null || true
+        wait "$PROBE_PID" 2>/dev/null || true
     fi
     if [[ -n "${MYSQL_CMD:-}" && "${BENCH_KEEP_DB:-0}" != 1 ]]; then
         $MYSQL_CMD -e "DROP DATABASE IF EXISTS $DB" 2>/dev/null || true
@@ -147,6 +152,14 @@ echo "MariaDB $($MYSQL_CMD -e 'SELECT VERSION()') on $DB_HOST:$DB_PORT;" \
     "innodb_flush_log_at_trx_commit=$($MYSQL_CMD -e 'SELECT @@innodb_flush_log_at_trx_commit')," \
     "innodb_buffer_pool_size=$(($($MYSQL_CMD -e 'SELECT @@innodb_buffer_pool_size') / 1048576)) MiB"
 $MYSQL_CMD -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB" || die "could not create $DB"
+
+# The disk's own latency through the run (bench/disk-probe.py): a synced 4 KiB write every
+# 50 ms, on the filesystem of MariaDB's data directory (target/). The summary shows each
+# phase's slowest one, which tells a write phase slowed by the service from one stalled by
+# the machine's disk.
+python3 "$BENCH_DIR/disk-probe.py" "$WORK/disk-probe.dat" "$WORK/disk-probe.log" 8>&- &
+PROBE_PID=$!
+record "{\"kind\":\"disk_probe\",\"log\":\"$WORK/disk-probe.log\"}"
 DATABASE_URL="mysql://$DB_USER:$DB_PASSWORD@$DB_HOST:$DB_PORT/$DB"
 
 # --- adapter --------------------------------------------------------------------------------
@@ -199,14 +212,14 @@ proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # busy, all and iowait: the time a CPU sat idle with a disk request outstanding.
 machine_ticks() { awk '/^cpu / {busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6, $6}' /proc/stat; }
 CPU_T0=""
-cpu_start() { CPU_T0="$(proc_ticks "$ADAPTER_PID") $(proc_ticks "$MARIADB_PID") $(machine_ticks)"; }
+cpu_start() { CPU_T0="$(proc_ticks "$ADAPTER_PID") $(proc_ticks "$MARIADB_PID") $(machine_ticks) $(date +%s.%N)"; }
 cpu_stop() { # phase requests: records the CPU each process spent per request
-    local a0 m0 b0 t0 w0 a1 m1 b1 t1 w1
-    read -r a0 m0 b0 t0 w0 <<<"$CPU_T0"
-    read -r a1 m1 b1 t1 w1 <<<"$(proc_ticks "$ADAPTER_PID") $(proc_ticks "$MARIADB_PID") $(machine_ticks)"
+    local a0 m0 b0 t0 w0 s0 a1 m1 b1 t1 w1 s1
+    read -r a0 m0 b0 t0 w0 s0 <<<"$CPU_T0"
+    read -r a1 m1 b1 t1 w1 s1 <<<"$(proc_ticks "$ADAPTER_PID") $(proc_ticks "$MARIADB_PID") $(machine_ticks) $(date +%s.%N)"
     local hz
     hz="$(getconf CLK_TCK)"
-    record "{\"kind\":\"cpu\",\"phase\":\"$1\",\"requests\":$2,\"adapter_s\":$(awk -v t=$((a1 - a0)) -v h="$hz" 'BEGIN{print t/h}'),\"mariadb_s\":$(awk -v t=$((m1 - m0)) -v h="$hz" 'BEGIN{print t/h}'),\"busy_s\":$(awk -v t=$((b1 - b0)) -v h="$hz" 'BEGIN{print t/h}'),\"all_s\":$(awk -v t=$((t1 - t0)) -v h="$hz" 'BEGIN{print t/h}'),\"iowait_s\":$(awk -v t=$((w1 - w0)) -v h="$hz" 'BEGIN{print t/h}')}"
+    record "{\"kind\":\"cpu\",\"phase\":\"$1\",\"requests\":$2,\"adapter_s\":$(awk -v t=$((a1 - a0)) -v h="$hz" 'BEGIN{print t/h}'),\"mariadb_s\":$(awk -v t=$((m1 - m0)) -v h="$hz" 'BEGIN{print t/h}'),\"busy_s\":$(awk -v t=$((b1 - b0)) -v h="$hz" 'BEGIN{print t/h}'),\"all_s\":$(awk -v t=$((t1 - t0)) -v h="$hz" 'BEGIN{print t/h}'),\"iowait_s\":$(awk -v t=$((w1 - w0)) -v h="$hz" 'BEGIN{print t/h}'),\"start\":$s0,\"end\":$s1}"
 }
 
 # --- raw MariaDB references ----------------------------------------------------------------
