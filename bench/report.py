@@ -30,14 +30,11 @@ def verdict(ok):
     return "PASS" if ok else "MISSED"
 
 
-def load_disk_probe(records):
-    """The (unix time, milliseconds) samples of bench/disk-probe.py, or None without a probe."""
-    probe = next((r for r in records if r.get("kind") == "disk_probe"), None)
-    if probe is None:
-        return None
+def load_disk_probe(path):
+    """The (unix time, milliseconds) samples bench/disk-probe.py wrote to `path`."""
     samples = []
     try:
-        with open(probe["log"]) as f:
+        with open(path) as f:
             for line in f:
                 fields = line.split()
                 if len(fields) == 2:
@@ -65,8 +62,9 @@ def main():
         if "kind" in r:
             kinds.setdefault(r["kind"], []).append(r)
     lambdas = {r["function"]: r for r in records if "function" in r}
-    disk = load_disk_probe(records)
-    phase_window = {c["phase"]: (c["start"], c["end"]) for c in kinds.get("cpu", []) if "start" in c}
+    probes = kinds.get("disk_probe")
+    disk = load_disk_probe(probes[0]["log"]) if probes else None
+    phase_window = {c["phase"]: (c["start"], c["end"]) for c in kinds.get("cpu", [])}
 
     def disk_note(phase):
         """For a p99 miss: the disk probe's slowest write during the phase, when measured."""
@@ -86,7 +84,7 @@ def main():
     # mariadb-slap's is the target's; sysbench's prepared statements are a stricter ceiling.
     raws = {}
     for r in kinds.get("raw", []):
-        raws.setdefault(r.get("reference", "sysbench"), []).append(r)
+        raws.setdefault(r["reference"], []).append(r)
     raw_rate = {ref: sum(r["qps"] for r in runs) / len(runs) for ref, runs in raws.items()}
     raw = raw_rate.get("slap")
     print()
@@ -132,7 +130,7 @@ def main():
         if ref not in raw_rate:
             continue
         first = raws[ref][0]
-        runs = ", ".join(f"{x.get('when', 'alone')} {x['qps']:,.0f}/s" for x in raws[ref])
+        runs = ", ".join(f"{x['when']} {x['qps']:,.0f}/s" for x in raws[ref])
         ratio = retrieve_rps / raw_rate[ref]
         print(f"raw MariaDB point select, {first['tool']}, {first['threads']} connections "
               f"({label}): {raw_rate[ref]:,.0f} queries/s, the mean of: {runs}")
@@ -158,12 +156,12 @@ def main():
             print(f"  {c['phase']:<12} adapter {c['adapter_s'] / n * 1e6:7.1f}  mariadbd "
                   f"{c['mariadb_s'] / n * 1e6:7.1f}  rest {rest / n * 1e6:7.1f}  "
                   f"(machine busy {c['busy_s'] / c['all_s']:.0%} of {c['all_s'] / 2:.1f} s; "
-                  f"CPU idle waiting on the disk {c.get('iowait_s', 0):.2f} s)")
+                  f"CPU idle waiting on the disk {c['iowait_s']:.2f} s)")
         if disk:
             print("Disk latency (bench/disk-probe.py: one synced 4 KiB write every 50 ms, as a "
                   "commit's redo-log write), slowest write per phase, ms:")
             print("  " + ",  ".join(
-                f"{c['phase']} {worst:.1f}" for c in cpu if "start" in c
+                f"{c['phase']} {worst:.1f}" for c in cpu
                 for worst in [slowest_write(disk, c["start"], c["end"])] if worst is not None))
             times = sorted(ms for _, ms in disk)
             print(f"  whole run: {len(times)} writes, median {times[len(times) // 2]:.2f} ms, "
