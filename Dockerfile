@@ -3,7 +3,7 @@
 # The local adapter `kv-server` (the whole key-value API and GET /health in one process).
 #
 #   docker build -t kv-server .          # needs BuildKit (the default of Docker >= 23)
-#   docker compose up --build            # with MySQL: see docker-compose.yml, docs/compose.md
+#   docker compose up --build            # with MySQL: see docker-compose.yml and README.md
 #
 # Checked without a Docker engine by scripts/check-containers.sh (hadolint + project checks).
 
@@ -11,12 +11,13 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /build
 
-# Every workspace member must be present for cargo to load the workspace (shared/ and
-# functions/*), and migrations/ is embedded at compile time by sqlx::migrate!.
+# Every workspace member must be present for cargo to load the workspace (shared/,
+# functions/ and tests/support/), and migrations/ is embedded at compile time by sqlx::migrate!.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY shared ./shared
 COPY functions ./functions
+COPY tests/support ./tests/support
 COPY migrations ./migrations
 
 # BuildKit cache mounts keep the crates.io registry and the target directory between

@@ -31,41 +31,7 @@ const REGION: &str = "us-east-1";
 const ACCESS_KEY_ID: &str = "testing";
 const SECRET_ACCESS_KEY: &str = "testing";
 
-fn is_ci() -> bool {
-    matches!(
-        std::env::var("CI")
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-            .as_str(),
-        "true" | "1"
-    )
-}
-
-/// The emulator's URL; `None` (after saying so) when the test is to be skipped.
-fn endpoint(test: &str) -> Option<String> {
-    match std::env::var("KV_TEST_SECRETS_ENDPOINT") {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().trim_end_matches('/').to_owned()),
-        _ if is_ci() => panic!(
-            "KV_TEST_SECRETS_ENDPOINT is not set, and CI is set: the Secrets Manager tests must \
-             not be skipped in CI. Start the emulator and point the tests at it: \
-             export KV_TEST_SECRETS_ENDPOINT=\"$(scripts/moto.sh start)\" (scripts/test.sh does this)"
-        ),
-        _ => {
-            eprintln!(
-                "SKIPPED secrets::{test}: KV_TEST_SECRETS_ENDPOINT is not set \
-                 (export KV_TEST_SECRETS_ENDPOINT=\"$(scripts/moto.sh start)\" to run it)"
-            );
-            None
-        }
-    }
-}
-
-/// A name no other test (or run) uses.
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", random_hex(16))
-}
-
+/// `len` random hexadecimal digits (secret values no other test or run uses).
 fn random_hex(len: usize) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut out = String::with_capacity(len + 16);
@@ -131,7 +97,7 @@ struct Emulator {
 impl Emulator {
     /// `None` when the test is skipped; panics when the emulator cannot be reached.
     async fn connect(test: &str) -> Option<Emulator> {
-        let endpoint = endpoint(test)?;
+        let endpoint = test_support::secrets_endpoint(&format!("secrets::{test}"))?;
         let admin = Client::from_conf(
             aws_sdk_secretsmanager::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
@@ -170,7 +136,7 @@ impl Emulator {
 
     /// Stores `value` under a new unique name; returns its ARN.
     async fn create_secret(&mut self, prefix: &str, value: &str) -> String {
-        let name = unique(prefix);
+        let name = test_support::unique_name(prefix);
         let output = self
             .admin
             .create_secret()
@@ -197,7 +163,7 @@ impl Emulator {
     fn missing_arn(&self, prefix: &str) -> String {
         format!(
             "arn:aws:secretsmanager:{REGION}:123456789012:secret:{}-AbCdEf",
-            unique(prefix)
+            test_support::unique_name(prefix)
         )
     }
 

@@ -41,17 +41,6 @@ pub enum Runtime {
     Lambda,
 }
 
-impl Runtime {
-    /// Lambda when the Lambda environment says so, local otherwise.
-    pub fn detect() -> Runtime {
-        if env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-            Runtime::Lambda
-        } else {
-            Runtime::Local
-        }
-    }
-}
-
 /// Everything the service needs to start.
 #[derive(Clone)]
 pub struct Config {
@@ -141,12 +130,6 @@ impl Config {
 }
 
 impl DatabaseConfig {
-    /// The database configuration of the current environment.
-    pub async fn load(runtime: Runtime) -> Result<DatabaseConfig, ConfigError> {
-        let secrets = secrets_client_if_needed(&["DATABASE_SECRET_ARN"]).await;
-        DatabaseConfig::from_sources(runtime, &|name| env::var(name).ok(), secrets.as_ref()).await
-    }
-
     /// The database configuration `lookup` describes, fetching `DATABASE_SECRET_ARN` through
     /// `secrets`.
     pub async fn from_sources(

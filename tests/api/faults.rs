@@ -28,7 +28,7 @@ impl PrivateMariaDb {
         let installed = ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"]
             .iter()
             .any(|path| Path::new(path).exists());
-        if !installed && !crate::helpers::is_ci() {
+        if !installed && !test_support::is_ci() {
             eprintln!("skipped: MariaDB is not installed (./scripts/test.sh installs it)");
             return None;
         }

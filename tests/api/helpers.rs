@@ -1,8 +1,7 @@
 //! `spawn_app`: the real local adapter on a random port, over a fresh database of its own.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kv_shared::AppState;
 use kv_shared::config::{Config, Runtime};
@@ -163,7 +162,15 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 pub async fn spawn_app_with(backend: Backend, settings: TestSettings) -> Option<TestApp> {
     match backend {
         Backend::Sqlite => Some(spawn_app_on_sqlite(settings).await),
-        Backend::MySql => Some(spawn_app_on_mysql(&mysql_server_url()?, settings).await),
+        Backend::MySql => {
+            // libtest names each test's thread after the test.
+            let test = std::thread::current()
+                .name()
+                .unwrap_or("a MySQL test")
+                .to_owned();
+            let server = test_support::mysql_server_url(&test)?;
+            Some(spawn_app_on_mysql(&server, settings).await)
+        }
     }
 }
 
@@ -177,7 +184,7 @@ async fn spawn_app_on_sqlite(settings: TestSettings) -> TestApp {
 
 /// The app on a fresh database of the MySQL server at `server` (a URL without a database).
 pub async fn spawn_app_on_mysql(server: &str, settings: TestSettings) -> TestApp {
-    let name = unique_name("kv_test");
+    let name = test_support::unique_name("kv_test");
     let mut admin = MySqlConnection::connect(server)
         .await
         .expect("the MySQL test server answers");
@@ -234,42 +241,6 @@ async fn start(
         _sqlite_dir: sqlite_dir,
         mysql_database: None,
     }
-}
-
-/// The server-level URL of the MySQL test server. Outside CI, `None` (and a note) when unset;
-/// under CI a missing server is a failure, never a skip.
-pub fn mysql_server_url() -> Option<String> {
-    match std::env::var("KV_TEST_MYSQL_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().trim_end_matches('/').to_owned()),
-        _ if is_ci() => panic!(
-            "KV_TEST_MYSQL_URL is not set, and under CI the MySQL tests must run: use ./scripts/test.sh"
-        ),
-        _ => {
-            eprintln!("skipped: KV_TEST_MYSQL_URL is not set (./scripts/test.sh sets it)");
-            None
-        }
-    }
-}
-
-pub fn is_ci() -> bool {
-    matches!(
-        std::env::var("CI").as_deref(),
-        Ok("true" | "TRUE" | "True" | "1")
-    )
-}
-
-/// A name no other test, process or run uses.
-pub fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 impl Drop for TestApp {

@@ -6,6 +6,7 @@ mod helpers;
 mod auth_data;
 mod concurrency;
 mod data;
+mod endpoints;
 mod faults;
 mod lambda;
 mod register;

@@ -11,7 +11,7 @@ on_both_backends!(
     bodies_over_one_mebibyte_are_too_large,
     bodies_up_to_one_mebibyte_are_read,
     health_reports_the_database,
-    the_openapi_document_describes_every_endpoint,
+    the_openapi_document_is_served,
 );
 
 async fn unknown_paths_are_not_found(app: TestApp) {
@@ -96,32 +96,13 @@ async fn health_is_unavailable_when_the_database_is_closed() {
         .assert_code(503, "SERVICE_UNAVAILABLE");
 }
 
-async fn the_openapi_document_describes_every_endpoint(app: TestApp) {
+async fn the_openapi_document_is_served(app: TestApp) {
+    // What it must hold is checked in `endpoints.rs`; here, that the adapter serves it.
     let answer = app.request(Method::GET, "/openapi.json", None, None).await;
     assert_eq!(answer.status, 200);
-    let document = answer.body;
-    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
-    let paths = document["paths"].as_object().unwrap();
-    for endpoint in kv_shared::routes::Endpoint::ALL {
-        let operation = &paths[endpoint.path()][endpoint.method().to_lowercase()];
-        assert!(
-            operation.is_object(),
-            "{} {}",
-            endpoint.method(),
-            endpoint.path()
-        );
-        for status in ["200", "400", "404", "405", "413", "500", "503"] {
-            assert!(
-                operation["responses"][status].is_object(),
-                "{} {} documents {status}",
-                endpoint.method(),
-                endpoint.path()
-            );
-        }
-    }
-    assert_eq!(
-        paths.len(),
-        kv_shared::routes::Endpoint::ALL.len() + 1,
-        "and /health"
-    );
+    assert_eq!(answer.headers["content-type"], "application/json");
+    let served: serde_json::Value = answer.body;
+    let document: serde_json::Value =
+        serde_json::from_str(kv_shared::routes::OPENAPI_JSON).unwrap();
+    assert_eq!(served, document);
 }

@@ -22,6 +22,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 /// One endpoint of the API; each is deployed as its own Lambda function.
+///
+/// This is the one list of endpoints: the routers serve [`Endpoint::ALL`], and a test
+/// (`tests/api/endpoints.rs`) fails when a function binary, a route of `template.yaml` or of
+/// the `cargo lambda watch` router, or a path of the OpenAPI document is missing for one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Register,
@@ -62,6 +66,19 @@ impl Endpoint {
             Endpoint::Retrieve => "/data/retrieve/{key}",
             Endpoint::Update => "/data/update/{key}",
             Endpoint::Delete => "/data/delete/{key}",
+        }
+    }
+
+    /// The name of the endpoint's Lambda function, which is also its binary's
+    /// (`functions/src/bin/<name>.rs`).
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Endpoint::Register => "auth-register",
+            Endpoint::Token => "auth-token",
+            Endpoint::Store => "data-store",
+            Endpoint::Retrieve => "data-retrieve",
+            Endpoint::Update => "data-update",
+            Endpoint::Delete => "data-delete",
         }
     }
 

@@ -275,12 +275,7 @@ mod tests {
     /// connection would read it. The test server of `scripts/test.sh`; required under CI.
     #[tokio::test]
     async fn on_mysql_the_query_after_a_cancelled_one_gets_its_own_answer() {
-        let Ok(url) = std::env::var("KV_TEST_MYSQL_URL") else {
-            assert!(
-                std::env::var("CI").is_err(),
-                "KV_TEST_MYSQL_URL is not set: under CI this test needs the MariaDB of scripts/test.sh"
-            );
-            eprintln!("skipped: KV_TEST_MYSQL_URL is not set");
+        let Some(url) = test_support::mysql_server_url("store::pool::tests::on_mysql") else {
             return;
         };
         let options = MySqlConnectOptions::from_str(&url).unwrap();
