@@ -16,6 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
 
 use pool::Pool as ConnectionPool;
 
+use crate::validation::{Key, Value};
+
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -269,14 +271,14 @@ impl Store {
     pub async fn insert_entry(
         &self,
         user_id: i64,
-        key: &str,
-        value: &str,
+        key: &Key,
+        value: &Value,
     ) -> Result<(), StoreError> {
         let inserted = on_connection!(self, connection =>
             sqlx::query("INSERT INTO entries (user_id, entry_key, value) VALUES (?, ?, ?)")
                 .bind(user_id)
-                .bind(key)
-                .bind(value)
+                .bind(key.as_str())
+                .bind(value.as_str())
                 .execute(connection)
                 .await
                 .map(drop));
@@ -289,11 +291,11 @@ impl Store {
     }
 
     /// The value of the user's entry, if the user holds that key.
-    pub async fn get_entry(&self, user_id: i64, key: &str) -> Result<Option<String>, StoreError> {
+    pub async fn get_entry(&self, user_id: i64, key: &Key) -> Result<Option<String>, StoreError> {
         const SELECT: &str = "SELECT value FROM entries WHERE user_id = ? AND entry_key = ?";
         let value = on_connection!(self, connection => sqlx::query_scalar(SELECT)
             .bind(user_id)
-            .bind(key)
+            .bind(key.as_str())
             .fetch_optional(connection)
             .await)?;
         Ok(value)
@@ -303,16 +305,16 @@ impl Store {
     pub async fn update_entry(
         &self,
         user_id: i64,
-        key: &str,
-        value: &str,
+        key: &Key,
+        value: &Value,
     ) -> Result<bool, StoreError> {
         const UPDATE: &str = "UPDATE entries SET value = ?, updated_at = CURRENT_TIMESTAMP \
              WHERE user_id = ? AND entry_key = ?";
         // On MySQL, sqlx asks for found rather than changed rows, so an unchanged value counts.
         let updated = on_connection!(self, connection => sqlx::query(UPDATE)
-            .bind(value)
+            .bind(value.as_str())
             .bind(user_id)
-            .bind(key)
+            .bind(key.as_str())
             .execute(connection)
             .await
             .map(|done| done.rows_affected()))?;
@@ -320,11 +322,11 @@ impl Store {
     }
 
     /// Deletes the user's entry; false when the user holds no such key.
-    pub async fn delete_entry(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
+    pub async fn delete_entry(&self, user_id: i64, key: &Key) -> Result<bool, StoreError> {
         let deleted = on_connection!(self, connection =>
             sqlx::query("DELETE FROM entries WHERE user_id = ? AND entry_key = ?")
                 .bind(user_id)
-                .bind(key)
+                .bind(key.as_str())
                 .execute(connection)
                 .await
                 .map(|done| done.rows_affected()))?;

@@ -1,7 +1,9 @@
 //! The contract's rules for usernames, emails, passwords, keys and values, and the reading of
 //! request fields with the JSON type each must have.
 
-use serde_json::{Map, Value};
+use serde_json::Map;
+
+type Json = serde_json::Value;
 
 /// Longest key, in characters.
 pub const MAX_KEY_CHARS: usize = 255;
@@ -20,12 +22,12 @@ pub struct WrongType;
 
 /// The string in `field`: `None` when absent or null, an error when of another JSON type.
 pub fn optional_string<'a>(
-    body: &'a Map<String, Value>,
+    body: &'a Map<String, Json>,
     field: &str,
 ) -> Result<Option<&'a str>, WrongType> {
     match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text)),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(text)) => Ok(Some(text)),
         Some(_) => Err(WrongType),
     }
 }
@@ -76,25 +78,53 @@ pub fn is_valid_password(password: &str) -> bool {
 }
 
 /// The age when `value` is an integer from 1 to 150 written without fraction or exponent.
-pub fn parse_age(value: &Value) -> Option<i64> {
+pub fn parse_age(value: &Json) -> Option<i64> {
     match value {
         // serde_json keeps `30.0` and `3e1` as floats, so only plain integers pass.
-        Value::Number(number) => number.as_i64().filter(|age| (1..=150).contains(age)),
+        Json::Number(number) => number.as_i64().filter(|age| (1..=150).contains(age)),
         _ => None,
     }
 }
 
-/// 1 to 255 characters, no control characters, not all whitespace.
-pub fn is_valid_key(key: &str) -> bool {
-    let length = key.chars().count();
-    (1..=MAX_KEY_CHARS).contains(&length)
-        && !key.chars().any(char::is_control)
-        && !key.chars().all(char::is_whitespace)
+/// A key as the contract defines it: 1 to 255 characters, no control characters, not all
+/// whitespace. Compared byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key(String);
+
+impl Key {
+    /// The key `text` spells, if it is a valid one.
+    pub fn parse(text: String) -> Option<Key> {
+        let length = text.chars().count();
+        let valid = (1..=MAX_KEY_CHARS).contains(&length)
+            && !text.chars().any(char::is_control)
+            && !text.chars().all(char::is_whitespace);
+        valid.then_some(Key(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
-/// 1 to 65,535 bytes of UTF-8.
-pub fn is_valid_value(value: &str) -> bool {
-    (1..=MAX_VALUE_BYTES).contains(&value.len())
+/// A value as the contract defines it: 1 to 65,535 bytes of UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value(String);
+
+impl Value {
+    /// The value `text` is, if it is a valid one.
+    pub fn parse(text: String) -> Option<Value> {
+        (1..=MAX_VALUE_BYTES)
+            .contains(&text.len())
+            .then_some(Value(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[cfg(test)]
@@ -184,28 +214,28 @@ mod tests {
         ] {
             assert_eq!(parse_age(&bad), None, "{bad}");
         }
-        let exponent: Value = serde_json::from_str("3e1").unwrap();
+        let exponent: Json = serde_json::from_str("3e1").unwrap();
         assert_eq!(parse_age(&exponent), None);
     }
 
     #[test]
     fn keys() {
-        for good in ["k", "a/b c", "Foo", "ключ", &"é".repeat(255)] {
-            assert!(is_valid_key(good), "{good}");
+        for good in ["k", "a/b c", "Foo", "ключ", ".", "..", &"é".repeat(255)] {
+            assert_eq!(Key::parse(good.into()).unwrap().as_str(), good);
         }
         for bad in ["", "   ", "\t", "a\nb", "a\u{7f}", &"k".repeat(256)] {
-            assert!(!is_valid_key(bad), "{bad:?}");
+            assert_eq!(Key::parse(bad.into()), None, "{bad:?}");
         }
     }
 
     #[test]
     fn values_are_measured_in_bytes() {
-        assert!(is_valid_value("v"));
-        assert!(is_valid_value(&"x".repeat(MAX_VALUE_BYTES)));
-        assert!(!is_valid_value(""));
-        assert!(!is_valid_value(&"x".repeat(MAX_VALUE_BYTES + 1)));
+        assert!(Value::parse("v".into()).is_some());
+        assert!(Value::parse("x".repeat(MAX_VALUE_BYTES)).is_some());
+        assert!(Value::parse(String::new()).is_none());
+        assert!(Value::parse("x".repeat(MAX_VALUE_BYTES + 1)).is_none());
         // 3 bytes each: 21,846 of them are 65,538 bytes.
-        assert!(!is_valid_value(&"€".repeat(21_846)));
+        assert!(Value::parse("€".repeat(21_846)).is_none());
     }
 
     #[test]

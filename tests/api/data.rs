@@ -275,6 +275,10 @@ async fn update_checks_key_then_value_then_existence(app: TestApp) {
     app.send_raw(Method::PUT, "/data/update/present", Some(&token), "[\"v\"]")
         .await
         .assert_code(400, "INVALID_REQUEST");
+    // The key is checked before the body is read at all.
+    app.send_raw(Method::PUT, "/data/update/%20", Some(&token), "not json")
+        .await
+        .assert_code(400, "INVALID_KEY");
 }
 
 async fn updating_to_the_same_value_succeeds(app: TestApp) {

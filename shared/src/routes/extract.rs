@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::validation::Key;
 
 /// A request body that is a JSON object. Its fields are read by the handler, which knows
 /// which error each field's absence or wrong type gets.
@@ -31,17 +32,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
-/// The key named by the last path segment, percent-decoded. A segment that does not decode to
-/// UTF-8 is an invalid key; whether the key is otherwise valid is for the handler to check.
-pub struct KeyParam(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for KeyParam {
+/// The key named by the last path segment, percent-decoded: a segment that does not decode
+/// to UTF-8, or is not a valid key, is [`ApiError::InvalidKey`].
+impl<S: Send + Sync> FromRequestParts<S> for Key {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(key) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::InvalidKey)?;
-        Ok(KeyParam(key))
+        Key::parse(key).ok_or(ApiError::InvalidKey)
     }
 }
