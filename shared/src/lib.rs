@@ -1,6 +1,6 @@
 //! The one implementation of the key-value API.
 //!
-//! Every deployment (the six Lambda functions and the local adapter) builds an [`AppState`] from
+//! Every deployment (the Lambda functions and the local adapter) builds an [`AppState`] from
 //! a [`config::Config`] and serves the handlers of [`routes`]; the contract is `CONTRACT.md`.
 
 pub mod auth;
