@@ -290,6 +290,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hashes_made_by_argon2_0_5_still_verify() {
+        // Made by this module with argon2 0.5.3 (password-hash 0.5.0), before the move to 0.6:
+        // the stored hashes of existing accounts must keep verifying.
+        const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$PuhJGfhg1AGKTPo7i3S/RA$3FwUS6yoAcArspp8QVTnUOaP6rMTMElK8jsQ9/s3gcM";
+        let passwords = Passwords::new(1);
+        assert!(passwords.verify("Str0ng!Passw0rd", HASH).await.unwrap());
+        assert!(!passwords.verify("str0ng!Passw0rd", HASH).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn a_malformed_stored_hash_is_an_error_not_a_match() {
         let passwords = Passwords::new(1);
         for hash in [
