@@ -497,7 +497,7 @@ mod tests {
 
     #[tokio::test]
     async fn mysql_is_migrated_and_a_second_run_changes_nothing() {
-        use sqlx::{Connection, Executor};
+        use sqlx::{AssertSqlSafe, Connection, Executor};
         let Some(server) = mysql_server_url() else {
             return;
         };
@@ -511,7 +511,7 @@ mod tests {
         );
         let mut admin = sqlx::MySqlConnection::connect(&server).await.unwrap();
         admin
-            .execute(format!("CREATE DATABASE `{name}`").as_str())
+            .execute(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
             .await
             .unwrap();
         let database_url = format!("{server}/{name}");
@@ -539,13 +539,14 @@ mod tests {
         .fetch_all(&mut admin)
         .await
         .unwrap();
-        let migrations: (i64,) =
-            sqlx::query_as(&format!("SELECT COUNT(*) FROM `{name}`._sqlx_migrations"))
-                .fetch_one(&mut admin)
-                .await
-                .unwrap();
+        let migrations: (i64,) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM `{name}`._sqlx_migrations"
+        )))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
         admin
-            .execute(format!("DROP DATABASE `{name}`").as_str())
+            .execute(AssertSqlSafe(format!("DROP DATABASE `{name}`")))
             .await
             .unwrap();
         let tables: Vec<String> = tables.into_iter().map(|(table,)| table).collect();
