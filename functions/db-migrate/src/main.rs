@@ -531,8 +531,9 @@ mod tests {
                 "{request_type}: {received:?}"
             );
         }
+        // Sorted bytewise: since sqlx 0.9 the connection's collation is the server's default.
         let tables: Vec<(String,)> = sqlx::query_as(
-            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+            "SELECT CAST(table_name AS CHAR) COLLATE utf8mb4_bin FROM information_schema.tables \
              WHERE table_schema = ? ORDER BY 1",
         )
         .bind(&name)
