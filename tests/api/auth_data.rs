@@ -72,7 +72,7 @@ fn sign(algorithm: Algorithm, secret: &[u8], claims: serde_json::Value) -> Strin
     jsonwebtoken::encode(
         &Header::new(algorithm),
         &claims,
-        &EncodingKey::from_secret(secret),
+        &EncodingKey::from_secret(secret).unwrap(),
     )
     .unwrap()
 }

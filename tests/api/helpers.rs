@@ -7,7 +7,7 @@ use kv_shared::AppState;
 use kv_shared::config::{Config, Runtime};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, MySqlConnection, MySqlPool, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, Connection, Executor, MySqlConnection, MySqlPool, Row, SqlitePool};
 use tokio::sync::oneshot;
 
 /// The JWT key of every test app.
@@ -189,7 +189,7 @@ pub async fn spawn_app_on_mysql(server: &str, settings: TestSettings) -> TestApp
         .await
         .expect("the MySQL test server answers");
     admin
-        .execute(format!("CREATE DATABASE `{name}`").as_str())
+        .execute(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
         .await
         .expect("a fresh test database");
     let url = format!("{server}/{name}");
@@ -272,7 +272,7 @@ fn drop_mysql_database(server: String, name: &str) -> Result<(), String> {
                 let mut admin = MySqlConnection::connect(&server).await?;
                 // A lock held by a connection left in a transaction waits 5 s, not a year.
                 admin.execute("SET SESSION lock_wait_timeout = 5").await?;
-                admin.execute(statement.as_str()).await?;
+                admin.execute(AssertSqlSafe(statement)).await?;
                 admin.close().await
             };
             match tokio::time::timeout(Duration::from_secs(10), drop_it).await {

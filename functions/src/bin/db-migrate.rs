@@ -299,7 +299,7 @@ mod tests {
         let name = test_support::unique_name("kv_test_migrate");
         let mut admin = sqlx::MySqlConnection::connect(&server).await.unwrap();
         admin
-            .execute(format!("CREATE DATABASE `{name}`").as_str())
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
             .await
             .unwrap();
         let database_url = format!("{server}/{name}");
@@ -319,8 +319,9 @@ mod tests {
                 "{request_type}: {received:?}"
             );
         }
+        // Sorted bytewise: since sqlx 0.9 the connection's collation is the server's default.
         let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+            "SELECT CAST(table_name AS CHAR) COLLATE utf8mb4_bin FROM information_schema.tables \
              WHERE table_schema = ? ORDER BY 1",
         )
         .bind(&name)
@@ -334,7 +335,7 @@ mod tests {
             .unwrap();
         migrated.close().await.unwrap();
         admin
-            .execute(format!("DROP DATABASE `{name}`").as_str())
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE `{name}`")))
             .await
             .unwrap();
         assert_eq!(tables, ["_sqlx_migrations", "entries", "users"]);

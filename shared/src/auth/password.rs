@@ -10,8 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OnceCell, oneshot};
 
@@ -34,6 +33,12 @@ pub enum PasswordError {
 
 impl From<argon2::Error> for PasswordError {
     fn from(error: argon2::Error) -> PasswordError {
+        PasswordError::Hash(error.into())
+    }
+}
+
+impl From<argon2::password_hash::phc::Error> for PasswordError {
+    fn from(error: argon2::password_hash::phc::Error) -> PasswordError {
         PasswordError::Hash(error.into())
     }
 }
@@ -76,15 +81,15 @@ impl Passwords {
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = password.to_owned();
         self.run(move |memory| {
-            let salt = SaltString::generate(&mut OsRng);
+            let salt = Salt::generate();
             let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, owasp_params());
             let mut output = [0; Params::DEFAULT_OUTPUT_LEN];
-            memory.hash(&hasher, password.as_bytes(), salt.as_salt(), &mut output)?;
+            memory.hash(&hasher, password.as_bytes(), &salt, &mut output)?;
             let hash = PasswordHash {
                 algorithm: Algorithm::Argon2id.ident(),
                 version: Some(Version::V0x13.into()),
                 params: ParamsString::try_from(hasher.params())?,
-                salt: Some(salt.as_salt()),
+                salt: Some(salt),
                 hash: Some(Output::new(&output)?),
             };
             Ok(hash.to_string())
@@ -100,11 +105,11 @@ impl Passwords {
             let parsed = PasswordHash::new(&hash)?;
             let expected = parsed
                 .hash
-                .ok_or(argon2::password_hash::Error::PhcStringField)?;
+                .ok_or(argon2::password_hash::Error::EncodingInvalid)?;
             let salt = parsed
                 .salt
-                .ok_or(argon2::password_hash::Error::PhcStringField)?;
-            let algorithm = Algorithm::try_from(parsed.algorithm)?;
+                .ok_or(argon2::password_hash::Error::EncodingInvalid)?;
+            let algorithm = Algorithm::try_from(parsed.algorithm.as_str())?;
             let version = parsed
                 .version
                 .map(Version::try_from)
@@ -112,7 +117,7 @@ impl Passwords {
                 .unwrap_or_default();
             let hasher = Argon2::new(algorithm, version, Params::try_from(&parsed)?);
             let mut output = vec![0; expected.len()];
-            memory.hash(&hasher, password.as_bytes(), salt, &mut output)?;
+            memory.hash(&hasher, password.as_bytes(), &salt, &mut output)?;
             Ok(Output::new(&output)? == expected)
         })
         .await
@@ -149,27 +154,20 @@ impl Passwords {
 struct Memory(Vec<Block>);
 
 impl Memory {
-    /// Hashes `password` with the B64 `salt` into `output`, in this memory, grown first if
+    /// Hashes `password` with `salt` into `output`, in this memory, grown first if
     /// `hasher`'s parameters (a stored hash's) ask for more than it has.
     fn hash(
         &mut self,
         hasher: &Argon2,
         password: &[u8],
-        salt: Salt,
+        salt: &[u8],
         output: &mut [u8],
     ) -> Result<(), PasswordError> {
-        let mut salt_bytes = [0; Salt::MAX_LENGTH];
-        let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
         let needed = hasher.params().block_count();
         if self.0.len() < needed {
             self.0.resize(needed, Block::default());
         }
-        hasher.hash_password_into_with_memory(
-            password,
-            salt_bytes,
-            output,
-            &mut self.0[..needed],
-        )?;
+        hasher.hash_password_into_with_memory(password, salt, output, &mut self.0[..needed])?;
         Ok(())
     }
 }
@@ -258,9 +256,8 @@ mod tests {
         );
         assert!(reference.verify_password(b"wrong", &parsed).is_err());
 
-        let salt = SaltString::generate(&mut OsRng);
         let theirs = reference
-            .hash_password(b"Str0ng!Passw0rd", &salt)
+            .hash_password(b"Str0ng!Passw0rd")
             .unwrap()
             .to_string();
         assert!(passwords.verify("Str0ng!Passw0rd", &theirs).await.unwrap());
@@ -276,9 +273,8 @@ mod tests {
         passwords.hash("Str0ng!Passw0rd").await.unwrap();
         for (memory_kib, iterations, lanes) in [(4096, 3, 1), (32 * 1024, 1, 2)] {
             let params = Params::new(memory_kib, iterations, lanes, None).unwrap();
-            let salt = SaltString::generate(&mut OsRng);
             let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-                .hash_password(b"Str0ng!Passw0rd", &salt)
+                .hash_password(b"Str0ng!Passw0rd")
                 .unwrap()
                 .to_string();
             assert!(passwords.verify("Str0ng!Passw0rd", &hash).await.unwrap());
@@ -287,6 +283,16 @@ mod tests {
         // And the worker's own hashes still verify after its memory grew.
         let hash = passwords.hash("Str0ng!Passw0rd").await.unwrap();
         assert!(passwords.verify("Str0ng!Passw0rd", &hash).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_made_by_argon2_0_5_still_verify() {
+        // Made by this module with argon2 0.5.3 (password-hash 0.5.0), before the move to 0.6:
+        // the stored hashes of existing accounts must keep verifying.
+        const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$PuhJGfhg1AGKTPo7i3S/RA$3FwUS6yoAcArspp8QVTnUOaP6rMTMElK8jsQ9/s3gcM";
+        let passwords = Passwords::new(1);
+        assert!(passwords.verify("Str0ng!Passw0rd", HASH).await.unwrap());
+        assert!(!passwords.verify("str0ng!Passw0rd", HASH).await.unwrap());
     }
 
     #[tokio::test]

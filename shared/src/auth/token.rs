@@ -30,14 +30,15 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Tokens signed with `secret` that live for `lifetime`.
+    /// Tokens signed with `secret` that live for `lifetime`. Panics if `secret` is empty, which
+    /// jsonwebtoken refuses as an HMAC key (the configuration requires at least 32 bytes).
     pub fn new(secret: &[u8], lifetime: Duration) -> Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["sub", "iat", "exp"]);
         Tokens {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            encoding: EncodingKey::from_secret(secret).expect("a non-empty JWT secret"),
+            decoding: DecodingKey::from_secret(secret).expect("a non-empty JWT secret"),
             validation,
             lifetime,
         }
@@ -121,7 +122,7 @@ mod tests {
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &EncodingKey::from_secret(SECRET),
+            &EncodingKey::from_secret(SECRET).unwrap(),
         )
         .unwrap();
         assert!(tokens().verify(&token).is_err());
@@ -141,7 +142,7 @@ mod tests {
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
             &claims,
-            &EncodingKey::from_secret(SECRET),
+            &EncodingKey::from_secret(SECRET).unwrap(),
         )
         .unwrap();
         assert!(tokens().verify(&hs512).is_err());
@@ -170,7 +171,7 @@ mod tests {
                 iat: now,
                 exp: now + 60,
             },
-            &EncodingKey::from_secret(SECRET),
+            &EncodingKey::from_secret(SECRET).unwrap(),
         )
         .unwrap();
         assert!(tokens().verify(&token).is_err());
