@@ -40,6 +40,7 @@ cleanup() {
     stop "$ADAPTER_PID"
     stop "$PROBE_PID"
     [[ -z "${MYSQL:-}" || "${BENCH_KEEP_DB:-0}" == 1 ]] || $MYSQL -e "DROP DATABASE IF EXISTS $DB" || true
+    stop_services # MariaDB, if this run started it
     exit "$status"
 }
 trap cleanup EXIT
@@ -88,7 +89,8 @@ ADAPTER="$REPO_ROOT/target/release/kv-server"
 echo "adapter: $ADAPTER ($(stat -c %s "$ADAPTER") bytes, built $(date -r "$ADAPTER" '+%F %T'))"
 
 log "MariaDB (scripts/mariadb.sh)"
-url="$("$REPO_ROOT/scripts/mariadb.sh" start 8>&-)" || die "scripts/mariadb.sh start failed"
+start_service mariadb BENCH_MARIADB_URL 8>&- || die "scripts/mariadb.sh start failed"
+url="$BENCH_MARIADB_URL"
 [[ "$url" =~ ^mysql://([^:]+):([^@]+)@([^:]+):([0-9]+)$ ]] || die "unexpected URL from mariadb.sh: $url"
 DB_USER="${BASH_REMATCH[1]}" DB_PASSWORD="${BASH_REMATCH[2]}" DB_HOST="${BASH_REMATCH[3]}" DB_PORT="${BASH_REMATCH[4]}"
 MARIADB_PID="$(tr -dc '0-9' <"${KV_MARIADB_DIR:-$REPO_ROOT/target/mariadb}/mariadbd.pid")"
