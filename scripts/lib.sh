@@ -11,7 +11,6 @@ die() {
     exit 1
 }
 step() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*" >&2; }
-is_ci() { [[ "${CI:-}" =~ ^(true|TRUE|True|1)$ ]]; }
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

@@ -33,7 +33,7 @@ for service in "mariadb KV_TEST_MYSQL_URL" "moto KV_TEST_SECRETS_ENDPOINT"; do
     read -r name variable <<<"$service"
     step "$name"
     start_service "$name" "$variable" && continue
-    is_ci && die "CI=true: $name did not start, and its tests must not be skipped"
+    [[ ! "${CI:-}" =~ ^(true|TRUE|True|1)$ ]] || die "CI=true: $name did not start, and its tests must not be skipped"
     printf '\n%s\n* WARNING: %s did not start (see above): the tests that need it SKIP. *\n%s\n\n' \
         "$(printf '*%.0s' {1..72})" "$name" "$(printf '*%.0s' {1..72})" >&2
 done
