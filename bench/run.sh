@@ -3,7 +3,7 @@
 # MariaDB point-select rate of the same run (mariadb-slap), statements per request, the
 # adapter's memory, the Lambda bootstraps' sizes and cold starts under bench/lambda-emulator.py.
 #
-#   bench/run.sh         from any directory; ~5 minutes once the release binaries are built
+#   bench/run.sh         from any directory; ~2 minutes once the release binaries are built
 #
 # Environment: BENCH_DURATION=10s, BENCH_CONNECTIONS=16 (also the adapter's pool and the raw
 # clients), BENCH_THREADS=2, BENCH_MEMORY_CONNECTIONS=64, BENCH_COLD_STARTS=10, BENCH_KEEP_DB=1
