@@ -5,7 +5,7 @@
 #   docker build -t kv-server .          # needs BuildKit (the default of Docker >= 23)
 #   docker compose up --build            # with MySQL: see docker-compose.yml and README.md
 #
-# Checked without a Docker engine by scripts/check-containers.sh (hadolint + project checks).
+# Checked without a Docker engine by `scripts/ci.sh containers` (hadolint, scripts/check_deploy.py).
 
 # --- build ---------------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder

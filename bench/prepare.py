@@ -1,12 +1,10 @@
 #!/usr/bin/env python3
-"""Prepares the data every wrk script needs, and writes it as a Lua file for them.
+"""Prepares the data of bench/run.sh's wrk runs and writes it as a Lua file for bench/wrk.lua.
 
-Through the API (so the users, hashes and tokens are the service's own):
-  * registers USERS users and trades each one's password for a token.
-Directly in MariaDB (bulk INSERT ... SELECT from MariaDB's sequence engine, in seconds):
-  * r0 .. r<KEYS-1> and u0 .. u<KEYS-1> for every user (retrieve and update targets),
-  * d<t>-<n> for every wrk thread t and n < DELETE_KEYS_PER_THREAD, held by user n % USERS
-    (each delete request removes one of these, never the same one twice).
+Through the API (so that users, hashes and tokens are the service's own), registers USERS users
+and gets a token for each. In MariaDB (bulk INSERT ... SELECT from its sequence engine, in
+seconds): r0 .. r<KEYS-1> and u0 .. u<KEYS-1> for every user (retrieve and update), and
+d<t>-<n> for every wrk thread t and n < DELETE_KEYS, held by user n % USERS (delete).
 
 Usage: prepare.py BASE_URL OUT_LUA --run ID --users N --keys N --delete-keys N --threads N
        --mysql "mariadb --no-defaults -h127.0.0.1 -P33061 -ukv -p... kv_bench"

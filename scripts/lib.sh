@@ -1,78 +1,126 @@
 # shellcheck shell=bash
-# Helpers shared by the project's scripts: source it, don't run it. The sourcing script defines
-# log (with its own prefix) before calling these.
+# Helpers shared by scripts/*.sh and bench/run.sh: source it, don't run it.
 
-# die MESSAGE: logs the error and exits 1.
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+# Debian keeps mariadbd in /usr/sbin, which is not on a normal user's PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 die() {
     log "error: $*"
     exit 1
 }
+step() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*" >&2; }
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# require_port VARIABLE VALUE: fails unless VALUE is a TCP port number.
-require_port() {
-    if ! [[ "$2" =~ ^[0-9]+$ ]] || (($2 < 1 || $2 > 65535)); then
-        die "$1 must be a TCP port number, got '$2'"
-    fi
-}
-
-# apt_install PACKAGE...: installs Debian packages non-interactively, as root or through sudo,
-# waiting (instead of failing) while another apt or dpkg process holds the lock.
+# apt_install PACKAGE...: Debian packages, as root or through sudo, waiting for the dpkg lock.
 apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* manually"
+    command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
     local -a sudo=()
-    if [[ "$(id -u)" -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || die "not root and sudo is not available: install $* manually"
-        sudo=(sudo)
-    fi
+    [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
     log "installing $* with apt-get"
     "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update >&2
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
         --no-install-recommends "$@" >&2
 }
 
-# alive PID: whether PID is a live process. A zombie counts as dead: a killed server can linger
-# as one until its new parent gets round to reaping it.
+# py_tools VENV PACKAGE...: installs PyPI packages, at the versions pinned in
+# scripts/requirements-ci.txt, into target/venv-VENV (once per pin set), and puts it first on PATH.
+py_tools() {
+    local venv="$REPO_ROOT/target/venv-$1" pins="$REPO_ROOT/scripts/requirements-ci.txt"
+    shift
+    local stamp
+    stamp="$venv/.installed-$(cat "$pins" - <<<"$*" | cksum | cut -d' ' -f1)"
+    if [[ ! -f "$stamp" ]]; then
+        log "installing $* into $venv"
+        command -v python3 >/dev/null || apt_install python3 python3-venv
+        python3 -m venv "$venv" >&2 || { apt_install python3-venv && python3 -m venv "$venv" >&2; }
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c "$pins" "$@" >&2 ||
+            die "pip could not install $*"
+        touch "$stamp"
+    fi
+    export PATH="$venv/bin:$PATH"
+}
+
+# lambda_functions: the Lambda functions, one a line: every bin target of the workspace packages
+# under functions/ (one crate per function, or one crate with src/bin/<name>.rs).
+lambda_functions() {
+    cargo metadata --no-deps --format-version 1 --manifest-path "$REPO_ROOT/Cargo.toml" |
+        jq -r '.workspace_root as $root | .packages[]
+            | select(.manifest_path | startswith($root + "/functions/"))
+            | .targets[] | select(.kind | index("bin")) | .name' | sort
+}
+
+# alive PID: whether PID lives; a zombie (killed, not yet reaped) counts as dead.
 alive() {
     kill -0 "$1" 2>/dev/null || return 1
     local stat
-    if stat="$(cat "/proc/$1/stat" 2>/dev/null)"; then
-        stat="${stat##*) }"
-        [[ "${stat:0:1}" != Z ]] || return 1
-    fi
-    return 0
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+    stat="${stat##*) }"
+    [[ "${stat:0:1}" != Z ]]
 }
 
-# wait_started NAME PID LOG_FILE LOG_OFFSET: waits up to about 30 s for the sourcing script's
-# `answering` to succeed while PID lives. When it does not, prints what the server logged since
-# LOG_OFFSET, stops PID and fails.
-wait_started() {
-    local name="$1" launched="$2" log_file="$3" log_offset="$4" i
+# pid_from FILE PATTERN: the PID in FILE, if that process lives and its command line matches.
+pid_from() {
+    local pid
+    pid="$(tr -dc '0-9' 2>/dev/null <"$1")" || return 1
+    [[ -n "$pid" ]] && alive "$pid" || return 1
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -Eq "$2" || return 1
+    echo "$pid"
+}
+
+# launch NAME LOG_FILE COMMAND...: starts a server in the background, its output appended to
+# LOG_FILE, and waits up to 30 s for the caller's `answering` to succeed. Sets LAUNCHED_PID.
+launch() {
+    local name="$1" log_file="$2" offset=0 i
+    shift 2
+    [[ -f "$log_file" ]] && offset="$(wc -c <"$log_file")"
+    echo "==== $(date '+%F %T') starting $name" >>"$log_file"
+    # No inherited stdout (`url=$(x.sh start)` would wait for the server) nor lock fd 9.
+    "$@" </dev/null >>"$log_file" 2>&1 9>&- &
+    LAUNCHED_PID=$!
     for ((i = 0; i < 300; i++)); do
-        if answering; then
-            return 0
-        fi
-        if ! alive "$launched"; then
-            break
-        fi
+        answering && return 0
+        alive "$LAUNCHED_PID" || break
         sleep 0.1
     done
-    log "$name did not come up; its log ($log_file) says:"
-    tail -c "+$((log_offset + 1))" "$log_file" | tail -n 40 >&2 || true
-    if alive "$launched"; then
-        kill -TERM "$launched" 2>/dev/null || true
-    fi
+    log "$name did not come up; $log_file says:"
+    tail -c "+$((offset + 1))" "$log_file" | tail -n 40 >&2
+    kill -TERM "$LAUNCHED_PID" 2>/dev/null
     return 1
 }
 
-# use_cargo_lambda REPO: installs cargo-lambda (pinned, with the zig it cross-compiles with) from
-# PyPI into REPO/target/venv-tools when that venv lacks it, and puts the venv first on PATH.
-CARGO_LAMBDA_VERSION="1.9.2"
-use_cargo_lambda() {
-    local venv="$1/target/venv-tools"
-    if ! "$venv/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "^cargo-lambda $CARGO_LAMBDA_VERSION "; then
-        log "installing cargo-lambda $CARGO_LAMBDA_VERSION into $venv"
-        python3 -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+# stop_pid NAME PID: SIGTERM, then waits up to 60 s (SIGKILL after that).
+stop_pid() {
+    local i
+    log "stopping $1 (pid $2)"
+    kill -TERM "$2" 2>/dev/null || return 0
+    for ((i = 0; i < 600; i++)); do
+        alive "$2" || return 0
+        sleep 0.1
+    done
+    log "$1 (pid $2) ignored SIGTERM for 60 s: killing it"
+    kill -KILL "$2" 2>/dev/null || true
+}
+
+# start_service NAME VARIABLE: unless VARIABLE is set already, starts (or reuses) the server of
+# scripts/NAME.sh and exports VARIABLE as its URL. stop_services stops what this run started.
+STARTED_SERVICES=()
+start_service() {
+    local url
+    if [[ -n "${!2:-}" ]]; then
+        log "using $2=${!2} (not starting $1)"
+        export "${2?}"
+        return 0
     fi
-    export PATH="$venv/bin:$PATH"
+    "$REPO_ROOT/scripts/$1.sh" status >/dev/null 2>&1 || STARTED_SERVICES+=("$1")
+    url="$("$REPO_ROOT/scripts/$1.sh" start)" && [[ -n "$url" ]] || return 1
+    export "$2=$url"
+    log "$2=$url"
+}
+stop_services() {
+    local name
+    for name in "${STARTED_SERVICES[@]}"; do "$REPO_ROOT/scripts/$name.sh" stop || true; done
+    STARTED_SERVICES=()
 }

@@ -1,0 +1,89 @@
+-- The wrk script of every bench/run.sh phase: BENCH_ENDPOINT names the endpoint, BENCH_DATA the
+-- Lua file bench/prepare.py wrote (USERS with their ids and tokens, PASSWORD, VALUE, RUN, key
+-- counts). Each wrk thread numbers itself in setup(); requests are built from that thread id and
+-- a per-thread counter, so that they are valid and, where needed, distinct. done() prints one
+-- line `BENCH_JSON {...}`: the rate, latency percentiles and every status code counted.
+
+dofile(assert(os.getenv("BENCH_DATA"), "BENCH_DATA is not set"))
+local endpoint = assert(os.getenv("BENCH_ENDPOINT"), "BENCH_ENDPOINT is not set")
+
+local threads, next_tid = {}, 1
+function setup(thread)
+   thread:set("tid", next_tid)
+   next_tid = next_tid + 1
+   table.insert(threads, thread)
+end
+
+tid, counter, codes = 0, 0, {} -- per thread (setup() sets tid)
+function init(args) math.randomseed(os.time() * 100 + tid) end
+function response(status, headers, body) codes[status] = (codes[status] or 0) + 1 end
+
+local json = { ["Content-Type"] = "application/json" }
+local function auth(user, with_body)
+   local h = { ["Authorization"] = "Bearer " .. user.token }
+   if with_body then h["Content-Type"] = "application/json" end
+   return h
+end
+local function random_user() return USERS[math.random(#USERS)] end
+
+local requests = {
+   -- an existing key r0 .. r<KEYS_PER_USER-1> of a random user
+   retrieve = function()
+      return wrk.format("GET", "/data/retrieve/r" .. math.random(0, KEYS_PER_USER - 1), auth(random_user()))
+   end,
+   -- a key nobody holds yet (run id + thread id + counter), spread over the users
+   store = function()
+      local body = string.format('{"keyN":"s%s-%d-%d","valueN":"%s"}', RUN, tid, counter, VALUE)
+      return wrk.format("POST", "/data/store", auth(USERS[counter % #USERS + 1], true), body)
+   end,
+   -- an existing key u0 .. u<KEYS_PER_USER-1> of a random user, with a new value each time
+   update = function()
+      local body = string.format('{"valueN":"%s-%d-%d"}', VALUE, tid, counter)
+      local path = "/data/update/u" .. math.random(0, KEYS_PER_USER - 1)
+      return wrk.format("PUT", path, auth(random_user(), true), body)
+   end,
+   -- a key prepared for this thread (d<tid>-<n>, held by user n % #USERS), each one once; should
+   -- the run outrun the DELETE_KEYS_PER_THREAD keys, the extra requests count as the 404s they are
+   delete = function()
+      local path = string.format("/data/delete/d%d-%d", tid, counter - 1)
+      return wrk.format("DELETE", path, auth(USERS[(counter - 1) % #USERS + 1]))
+   end,
+   -- the correct credentials of the users, in turn
+   token = function()
+      local user = USERS[(counter + tid) % #USERS + 1]
+      local body = string.format('{"username":"%s","password":"%s"}', user.name, PASSWORD)
+      return wrk.format("POST", "/auth/token", json, body)
+   end,
+   -- a new username and email (run id + thread id + counter)
+   register = function()
+      local name = string.format("r%s_t%d_%d", RUN, tid, counter)
+      local body = string.format('{"username":"%s","email":"%s@bench.example","password":"%s",' ..
+         '"full_name":"Bench User","age":30,"gender":"other"}', name, name, PASSWORD)
+      return wrk.format("POST", "/auth/register", json, body)
+   end,
+}
+local build = assert(requests[endpoint], "unknown BENCH_ENDPOINT " .. endpoint)
+function request()
+   counter = counter + 1
+   return build()
+end
+
+function done(summary, latency, _)
+   local all, non2xx, parts = {}, 0, {}
+   for _, thread in ipairs(threads) do
+      for status, n in pairs(thread:get("codes") or {}) do all[status] = (all[status] or 0) + n end
+   end
+   for status, n in pairs(all) do
+      if status < 200 or status > 299 then non2xx = non2xx + n end
+      table.insert(parts, string.format('"%d":%d', status, n))
+   end
+   local e, seconds = summary.errors, summary.duration / 1e6
+   local function ms(p) return latency:percentile(p) / 1000.0 end
+   io.write(string.format(
+      'BENCH_JSON {"endpoint":"%s","requests":%d,"seconds":%.3f,"rps":%.1f,' ..
+      '"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,"mean_ms":%.3f,' ..
+      '"non2xx":%d,"codes":{%s},"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d}}\n',
+      endpoint, summary.requests, seconds, summary.requests / seconds, ms(50), ms(90), ms(99),
+      latency.max / 1000.0, latency.mean / 1000.0, non2xx, table.concat(parts, ","),
+      e.connect, e.read, e.write, e.timeout))
+end
