@@ -126,8 +126,11 @@ impl<C: Connection> managed::Manager for Manager<C> {
     type Error = sqlx::Error;
 
     async fn create(&self) -> Result<Tracked<C>, sqlx::Error> {
+        // sqlx 0.9's connect and ping futures are unboxed and kilobytes large. Inline, they
+        // would sit in every acquire's future, and so in every handler's, which axum and tower
+        // move (memcpy) several times per request: +10 % instructions per retrieve, measured.
         Ok(Tracked {
-            connection: self.options.connect().await?,
+            connection: Box::pin(self.options.connect()).await?,
             in_flight: false,
         })
     }
@@ -143,7 +146,7 @@ impl<C: Connection> managed::Manager for Manager<C> {
             ));
         }
         if metrics.last_used() >= PING_WHEN_IDLE_FOR {
-            tracked.connection.ping().await?;
+            Box::pin(tracked.connection.ping()).await?;
         }
         Ok(())
     }
