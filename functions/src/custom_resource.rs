@@ -45,11 +45,62 @@ pub fn answer_by(deadline: SystemTime) -> Instant {
     Instant::now() + left.max(Duration::from_secs(1))
 }
 
-/// The response to `request`, given the handler's `outcome` (`Ok` and `Err` both carry the
-/// reason to report). A new resource gets `physical_resource_id`; an existing one keeps the
-/// id CloudFormation knows it by, so an update never turns into a replacement.
-pub fn response(
+/// What every request type carries, read by one match: the pre-signed URL to answer at, the
+/// ids to echo, and the physical id CloudFormation already knows the resource by (none on
+/// `Create`). `None` for a request type this crate's version does not know.
+struct Ids<'a> {
+    response_url: &'a str,
+    stack_id: &'a str,
+    request_id: &'a str,
+    logical_resource_id: &'a str,
+    physical_resource_id: Option<&'a str>,
+}
+
+fn ids(request: &Request) -> Option<Ids<'_>> {
+    Some(match request {
+        Request::Create(create) => Ids {
+            response_url: &create.response_url,
+            stack_id: &create.stack_id,
+            request_id: &create.request_id,
+            logical_resource_id: &create.logical_resource_id,
+            physical_resource_id: None,
+        },
+        Request::Update(update) => Ids {
+            response_url: &update.response_url,
+            stack_id: &update.stack_id,
+            request_id: &update.request_id,
+            logical_resource_id: &update.logical_resource_id,
+            physical_resource_id: Some(&update.physical_resource_id),
+        },
+        Request::Delete(delete) => Ids {
+            response_url: &delete.response_url,
+            stack_id: &delete.stack_id,
+            request_id: &delete.request_id,
+            logical_resource_id: &delete.logical_resource_id,
+            physical_resource_id: Some(&delete.physical_resource_id),
+        },
+        _ => return None,
+    })
+}
+
+/// Sends CloudFormation the response to `request`, given the handler's `outcome` (`Ok` and
+/// `Err` both carry the reason to report), and returns it. A new resource gets
+/// `physical_resource_id`; an existing one keeps the id CloudFormation knows it by, so an
+/// update never turns into a replacement.
+pub async fn respond(
+    http: &reqwest::Client,
     request: &Request,
+    physical_resource_id: &str,
+    outcome: Result<String, String>,
+) -> Result<Response, SendError> {
+    let ids = ids(request).ok_or_else(|| SendError("an unknown request type".to_owned()))?;
+    let response = response(&ids, physical_resource_id, outcome);
+    send(http, ids.response_url, &response).await?;
+    Ok(response)
+}
+
+fn response(
+    ids: &Ids<'_>,
     physical_resource_id: &str,
     outcome: Result<String, String>,
 ) -> Response {
@@ -60,50 +111,15 @@ pub fn response(
     let mut response = Response::default();
     response.status = status;
     response.reason = Some(truncate(&reason, MAX_REASON_BYTES));
-    response.physical_resource_id = existing_physical_id(request)
+    response.physical_resource_id = ids
+        .physical_resource_id
         .filter(|id| !id.is_empty())
         .unwrap_or(physical_resource_id)
         .to_owned();
-    let (stack_id, request_id, logical_resource_id) = match request {
-        Request::Create(create) => (
-            &create.stack_id,
-            &create.request_id,
-            &create.logical_resource_id,
-        ),
-        Request::Update(update) => (
-            &update.stack_id,
-            &update.request_id,
-            &update.logical_resource_id,
-        ),
-        Request::Delete(delete) => (
-            &delete.stack_id,
-            &delete.request_id,
-            &delete.logical_resource_id,
-        ),
-        _ => unreachable!("CloudFormation sends Create, Update and Delete only"),
-    };
-    response.stack_id = stack_id.clone();
-    response.request_id = request_id.clone();
-    response.logical_resource_id = logical_resource_id.clone();
+    response.stack_id = ids.stack_id.to_owned();
+    response.request_id = ids.request_id.to_owned();
+    response.logical_resource_id = ids.logical_resource_id.to_owned();
     response
-}
-
-/// The pre-signed URL the response of `request` goes to.
-pub fn response_url(request: &Request) -> &str {
-    match request {
-        Request::Create(create) => &create.response_url,
-        Request::Update(update) => &update.response_url,
-        Request::Delete(delete) => &delete.response_url,
-        _ => unreachable!("CloudFormation sends Create, Update and Delete only"),
-    }
-}
-
-fn existing_physical_id(request: &Request) -> Option<&str> {
-    match request {
-        Request::Update(update) => Some(&update.physical_resource_id),
-        Request::Delete(delete) => Some(&delete.physical_resource_id),
-        _ => None,
-    }
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.
@@ -119,7 +135,7 @@ fn truncate(text: &str, max: usize) -> String {
 }
 
 /// PUTs `response` to CloudFormation's pre-signed `url`, trying three times.
-pub async fn send(http: &reqwest::Client, url: &str, response: &Response) -> Result<(), SendError> {
+async fn send(http: &reqwest::Client, url: &str, response: &Response) -> Result<(), SendError> {
     let body = serde_json::to_vec(response).map_err(|error| SendError(error.to_string()))?;
     let mut attempt = 1;
     loop {
@@ -167,8 +183,12 @@ mod tests {
     #[test]
     fn the_response_has_cloudformation_field_names_and_a_bounded_reason() {
         let request = request("Create");
-        let json =
-            serde_json::to_value(response(&request, "kv-schema", Err("é".repeat(2000)))).unwrap();
+        let json = serde_json::to_value(response(
+            &ids(&request).unwrap(),
+            "kv-schema",
+            Err("é".repeat(2000)),
+        ))
+        .unwrap();
         assert_eq!(json["Status"], "FAILED");
         assert_eq!(json["PhysicalResourceId"], "kv-schema");
         assert_eq!(
@@ -187,7 +207,8 @@ mod tests {
     #[test]
     fn updates_and_deletes_keep_the_physical_id_cloudformation_knows() {
         for request_type in ["Update", "Delete"] {
-            let answer = response(&request(request_type), "kv-schema", Ok("done".into()));
+            let request = request(request_type);
+            let answer = response(&ids(&request).unwrap(), "kv-schema", Ok("done".into()));
             assert_eq!(answer.status, Status::Success);
             assert_eq!(answer.physical_resource_id, "kv-schema-of-an-older-version");
             assert_eq!(answer.reason.as_deref(), Some("done"));

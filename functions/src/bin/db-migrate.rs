@@ -57,9 +57,7 @@ where
         Ok(reason) => tracing::info!(%reason, "succeeded"),
         Err(reason) => tracing::error!(%reason, "failed"),
     }
-    let response = custom_resource::response(request, PHYSICAL_RESOURCE_ID, outcome);
-    custom_resource::send(http, custom_resource::response_url(request), &response).await?;
-    Ok(response)
+    custom_resource::respond(http, request, PHYSICAL_RESOURCE_ID, outcome).await
 }
 
 /// Does what `request` asks of the schema, before `deadline`: on `Create` and `Update` opens
