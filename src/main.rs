@@ -1,6 +1,7 @@
 //! The local adapter: the whole API and `GET /health` from one process, on `HOST:PORT`
 //! (default `127.0.0.1:3000`), with the database of `DATABASE_URL` (default: the SQLite file
-//! `kv.db` in the working directory). Migrations are applied at start-up.
+//! `kv.db` in the working directory). Migrations are applied at start-up; expired entries are
+//! swept every `SWEEP_INTERVAL_SECONDS`.
 
 use std::net::SocketAddr;
 
@@ -30,7 +31,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not listen on {address}"))?;
     tracing::info!(address = %listener.local_addr()?, backend = ?state.store.backend(), "serving the key-value API");
-    server::serve(listener, state, server::shutdown_signal()).await?;
+    server::serve(
+        listener,
+        state,
+        config.sweep_interval,
+        server::shutdown_signal(),
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -38,11 +38,7 @@ pub fn http_client() -> reqwest::Client {
 
 /// The instant to have answered by: the invocation's `deadline` less a margin to report in.
 pub fn answer_by(deadline: SystemTime) -> Instant {
-    let left = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default()
-        .saturating_sub(RESPONSE_MARGIN);
-    Instant::now() + left.max(Duration::from_secs(1))
+    crate::stop_before(deadline, RESPONSE_MARGIN)
 }
 
 /// What every request type carries, read by one match: the pre-signed URL to answer at, the

@@ -8,6 +8,9 @@
 //! | `DATABASE_ACQUIRE_TIMEOUT_SECONDS` | wait for a connection before answering 503 | 3 |
 //! | `JWT_SECRET` | HMAC key of access tokens, at least 32 bytes | a local-development default |
 //! | `TOKEN_LIFETIME_SECONDS` | lifetime of access tokens | 3600 |
+//! | `QUOTA_MAX_KEYS` | most entries one user may hold | 10000 |
+//! | `QUOTA_MAX_BYTES` | most bytes (keys and values) one user may hold | 104857600 |
+//! | `SWEEP_INTERVAL_SECONDS` | local adapter: how often expired entries are removed | 30 |
 //! | `JWT_SECRET_ARN` | Lambda: Secrets Manager secret holding the JWT key | |
 //! | `DATABASE_SECRET_ARN` | Lambda: secret with `username` and `password` (RDS's format) | |
 //! | `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME` | Lambda: where the database is, with that secret | port 3306, database `kv` |
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
-use crate::store::{ConnectOptions, PoolSettings};
+use crate::store::{ConnectOptions, PoolSettings, Quota};
 
 /// The JWT key used when none is configured. Local development only: anyone can read it here.
 pub const LOCAL_DEVELOPMENT_JWT_SECRET: &str =
@@ -48,6 +51,9 @@ pub struct Config {
     pub pool: PoolSettings,
     pub jwt_secret: Vec<u8>,
     pub token_lifetime: Duration,
+    pub quota: Quota,
+    /// How often the local adapter sweeps expired entries (on AWS a schedule does).
+    pub sweep_interval: Duration,
 }
 
 /// Where the database is and how to pool connections to it: all that a process which signs
@@ -65,6 +71,8 @@ impl std::fmt::Debug for Config {
             .field("pool", &self.pool)
             .field("jwt_secret", &"<redacted>")
             .field("token_lifetime", &self.token_lifetime)
+            .field("quota", &self.quota)
+            .field("sweep_interval", &self.sweep_interval)
             .finish()
     }
 }
@@ -125,6 +133,11 @@ impl Config {
             pool,
             jwt_secret,
             token_lifetime: Duration::from_secs(parse(&get, "TOKEN_LIFETIME_SECONDS", 3600)?),
+            quota: Quota {
+                max_keys: parse(&get, "QUOTA_MAX_KEYS", 10_000)?,
+                max_bytes: parse(&get, "QUOTA_MAX_BYTES", 104_857_600)?,
+            },
+            sweep_interval: Duration::from_secs(parse(&get, "SWEEP_INTERVAL_SECONDS", 30)?),
         })
     }
 }
@@ -308,6 +321,14 @@ mod tests {
         assert_eq!(config.jwt_secret, LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes());
         assert_eq!(config.token_lifetime, Duration::from_secs(3600));
         assert_eq!(config.pool.max_connections, 16);
+        assert_eq!(
+            config.quota,
+            Quota {
+                max_keys: 10_000,
+                max_bytes: 104_857_600
+            }
+        );
+        assert_eq!(config.sweep_interval, Duration::from_secs(30));
     }
 
     #[tokio::test]
@@ -319,6 +340,9 @@ mod tests {
                 ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
                 ("TOKEN_LIFETIME_SECONDS", "60"),
                 ("DATABASE_MAX_CONNECTIONS", "4"),
+                ("QUOTA_MAX_KEYS", "3"),
+                ("QUOTA_MAX_BYTES", "1000"),
+                ("SWEEP_INTERVAL_SECONDS", "5"),
             ],
         )
         .await
@@ -326,6 +350,14 @@ mod tests {
         assert_eq!(config.database.backend(), Backend::MySql);
         assert_eq!(config.token_lifetime, Duration::from_secs(60));
         assert_eq!(config.pool.max_connections, 4);
+        assert_eq!(
+            config.quota,
+            Quota {
+                max_keys: 3,
+                max_bytes: 1000
+            }
+        );
+        assert_eq!(config.sweep_interval, Duration::from_secs(5));
     }
 
     #[tokio::test]

@@ -48,6 +48,14 @@ pub enum ApiError {
     KeyExists,
     #[error("key not found")]
     KeyNotFound,
+    #[error("invalid ttl_seconds")]
+    InvalidTtl,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("quota exceeded")]
+    QuotaExceeded,
+    #[error("invalid query parameters")]
+    InvalidQuery,
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -154,6 +162,26 @@ impl ApiError {
                 "KEY_NOT_FOUND",
                 "The provided key does not exist in the database.",
             ),
+            InvalidTtl => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_TTL",
+                "The provided ttl_seconds is not valid. Use an integer from 1 to 31536000.",
+            ),
+            PreconditionFailed => (
+                StatusCode::PRECONDITION_FAILED,
+                "PRECONDITION_FAILED",
+                "The key has been changed since the given entity tag.",
+            ),
+            QuotaExceeded => (
+                StatusCode::FORBIDDEN,
+                "QUOTA_EXCEEDED",
+                "The storage quota of this account is exhausted.",
+            ),
+            InvalidQuery => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_QUERY",
+                "The query parameters are not valid.",
+            ),
             NotFound => (
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
@@ -239,6 +267,9 @@ impl From<StoreError> for ApiError {
             StoreError::UsernameTaken => ApiError::UsernameExists,
             StoreError::EmailTaken => ApiError::EmailExists,
             StoreError::KeyExists => ApiError::KeyExists,
+            StoreError::KeyNotFound => ApiError::KeyNotFound,
+            StoreError::PreconditionFailed => ApiError::PreconditionFailed,
+            StoreError::QuotaExceeded => ApiError::QuotaExceeded,
             StoreError::UnknownUser => ApiError::InvalidToken,
             StoreError::Unavailable(error) => ApiError::Unavailable(error),
             StoreError::Database(error) => ApiError::Internal(error.to_string()),

@@ -5,12 +5,15 @@
 
 pub mod auth;
 pub mod config;
+pub mod cursor;
+pub mod entity_tag;
 pub mod error;
 pub mod lambda;
 pub mod routes;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod sweep;
 pub mod telemetry;
 pub mod validation;
 

@@ -1,28 +1,34 @@
-//! The local adapter's HTTP server: the whole API on one listener, with request tracing and
-//! graceful shutdown.
+//! The local adapter's HTTP server: the whole API on one listener, with request tracing, the
+//! periodic sweep of expired entries, and graceful shutdown.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::routes::app;
+use crate::sweep::PeriodicSweep;
 
-/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
-/// finish and closes the database pool.
+/// Serves the API on `listener`, sweeping expired entries every `sweep_interval`, until
+/// `shutdown` completes; then stops the sweep, lets requests in flight finish and closes the
+/// database pool.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    sweep_interval: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
+    let sweep = PeriodicSweep::start(store.clone(), sweep_interval);
     let router = app(state).layer(TraceLayer::new_for_http());
-    axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    sweep.stop().await;
     store.close().await;
-    Ok(())
+    served
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -1,10 +1,12 @@
-//! What every handler shares: the store, the token keys and the password pool.
+//! What every handler shares: the store, the token keys, the password pool, the quota and the
+//! key of list cursors.
 
 use std::sync::Arc;
 
 use crate::auth::{Passwords, Tokens};
 use crate::config::Config;
-use crate::store::Store;
+use crate::cursor::ListCursors;
+use crate::store::{Quota, Store};
 
 /// The state of one process, built once at start-up (once per cold start on Lambda).
 #[derive(Debug, Clone)]
@@ -12,6 +14,8 @@ pub struct AppState {
     pub store: Store,
     pub tokens: Arc<Tokens>,
     pub passwords: Passwords,
+    pub quota: Quota,
+    pub cursors: Arc<ListCursors>,
 }
 
 impl AppState {
@@ -21,6 +25,8 @@ impl AppState {
             store: Store::connect_lazy(config.database.clone(), &config.pool),
             tokens: Arc::new(Tokens::new(&config.jwt_secret, config.token_lifetime)),
             passwords: Passwords::per_core(),
+            quota: config.quota,
+            cursors: Arc::new(ListCursors::new(&config.jwt_secret)),
         }
     }
 }

@@ -2,9 +2,8 @@
 //!
 //! Each query is written once, in the SQL both backends share, and run on whichever pool the
 //! configuration chose; the schema of each backend lives under `migrations/`. Conflicts are
-//! decided by the schema's unique and foreign-key constraints, never by a read before the write.
-
-mod pool;
+//! decided by the schema's constraints, conditional statements and row locks, never by a read
+//! before the write.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,8 +15,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
 
 use pool::Pool as ConnectionPool;
 
-use crate::validation::{Key, Value};
-
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -27,17 +24,22 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 macro_rules! on_connection {
     ($store:expr, $connection:ident => $body:expr) => {
         match &$store.pool {
-            Pool::MySql(pool) => match pool.acquire().await {
+            $crate::store::Pool::MySql(pool) => match pool.acquire().await {
                 Ok(mut pooled) => pooled.run(async |$connection| $body).await,
                 Err(error) => Err(error),
             },
-            Pool::Sqlite(pool) => match pool.acquire().await {
+            $crate::store::Pool::Sqlite(pool) => match pool.acquire().await {
                 Ok(mut pooled) => pooled.run(async |$connection| $body).await,
                 Err(error) => Err(error),
             },
         }
     };
 }
+
+mod entries;
+mod pool;
+
+pub use entries::{ExpiryChange, ListedEntry, Quota, SWEEP_BATCH, now_millis};
 
 /// Which database a [`Store`] talks to, as told by the scheme of its URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +77,13 @@ pub enum StoreError {
     EmailTaken,
     #[error("key exists")]
     KeyExists,
+    #[error("key not found")]
+    KeyNotFound,
+    /// `If-Match` was given and the entry's tag is not among its tags.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("quota exceeded")]
+    QuotaExceeded,
     /// The user a token names is no longer in the database.
     #[error("unknown user")]
     UnknownUser,
@@ -265,72 +274,6 @@ impl Store {
             .fetch_optional(connection)
             .await)?;
         Ok(credentials)
-    }
-
-    /// Stores a new entry of the user's; an existing key is [`StoreError::KeyExists`].
-    pub async fn insert_entry(
-        &self,
-        user_id: i64,
-        key: &Key,
-        value: &Value,
-    ) -> Result<(), StoreError> {
-        let inserted = on_connection!(self, connection =>
-            sqlx::query("INSERT INTO entries (user_id, entry_key, value) VALUES (?, ?, ?)")
-                .bind(user_id)
-                .bind(key.as_str())
-                .bind(value.as_str())
-                .execute(connection)
-                .await
-                .map(drop));
-        match inserted {
-            Ok(_) => Ok(()),
-            Err(error) if is_unique_violation(&error) => Err(StoreError::KeyExists),
-            Err(error) if is_foreign_key_violation(&error) => Err(StoreError::UnknownUser),
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    /// The value of the user's entry, if the user holds that key.
-    pub async fn get_entry(&self, user_id: i64, key: &Key) -> Result<Option<String>, StoreError> {
-        const SELECT: &str = "SELECT value FROM entries WHERE user_id = ? AND entry_key = ?";
-        let value = on_connection!(self, connection => sqlx::query_scalar(SELECT)
-            .bind(user_id)
-            .bind(key.as_str())
-            .fetch_optional(connection)
-            .await)?;
-        Ok(value)
-    }
-
-    /// Replaces the value of the user's entry; false when the user holds no such key.
-    pub async fn update_entry(
-        &self,
-        user_id: i64,
-        key: &Key,
-        value: &Value,
-    ) -> Result<bool, StoreError> {
-        const UPDATE: &str = "UPDATE entries SET value = ?, updated_at = CURRENT_TIMESTAMP \
-             WHERE user_id = ? AND entry_key = ?";
-        // On MySQL, sqlx asks for found rather than changed rows, so an unchanged value counts.
-        let updated = on_connection!(self, connection => sqlx::query(UPDATE)
-            .bind(value.as_str())
-            .bind(user_id)
-            .bind(key.as_str())
-            .execute(connection)
-            .await
-            .map(|done| done.rows_affected()))?;
-        Ok(updated > 0)
-    }
-
-    /// Deletes the user's entry; false when the user holds no such key.
-    pub async fn delete_entry(&self, user_id: i64, key: &Key) -> Result<bool, StoreError> {
-        let deleted = on_connection!(self, connection =>
-            sqlx::query("DELETE FROM entries WHERE user_id = ? AND entry_key = ?")
-                .bind(user_id)
-                .bind(key.as_str())
-                .execute(connection)
-                .await
-                .map(|done| done.rows_affected()))?;
-        Ok(deleted > 0)
     }
 }
 

@@ -11,17 +11,13 @@ use kv_shared::routes::{Endpoint, OPENAPI_JSON};
 use serde_json::Value as Json;
 use serde_norway::Value as Yaml;
 
-/// Binaries of the functions crate that serve no endpoint.
-const OTHER_FUNCTIONS: [&str; 1] = ["db-migrate"];
+/// Binaries of the functions crate that serve no endpoint, in byte order: the schema step
+/// (CloudFormation's custom resource) and the sweep of expired entries (an EventBridge schedule).
+const OTHER_FUNCTIONS: [&str; 2] = ["data-sweep", "db-migrate"];
 
 /// Error codes of the contract that no endpoint answers yet, with the issue that adds them.
 /// An endpoint's code missing from the OpenAPI document fails the test unless it is here.
-const NOT_YET_ANSWERED: [(&str, &str); 4] = [
-    ("INVALID_TTL", "issue 11: expiry"),
-    ("QUOTA_EXCEEDED", "issue 11: quotas"),
-    ("PRECONDITION_FAILED", "issue 11: entity tags"),
-    ("TOO_MANY_ATTEMPTS", "issue 12: login throttling"),
-];
+const NOT_YET_ANSWERED: [(&str, &str); 1] = [("TOO_MANY_ATTEMPTS", "issue 12: login throttling")];
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -68,7 +64,7 @@ fn every_endpoint_has_its_function_binary_and_nothing_else_does() {
         .collect();
     assert_eq!(
         binaries, expected,
-        "functions/src/bin must hold one binary per Endpoint (function_name) and db-migrate"
+        "functions/src/bin must hold one binary per Endpoint (function_name) and OTHER_FUNCTIONS"
     );
 }
 
@@ -179,9 +175,55 @@ fn the_template_deploys_every_endpoint_as_its_own_function_behind_its_route() {
         others, OTHER_FUNCTIONS,
         "template.yaml deploys no other function"
     );
+    for function in OTHER_FUNCTIONS {
+        assert!(functions[function].is_empty(), "{function} has no route");
+    }
+}
+
+/// CONTRACT.md, "Expiry": expired entries are swept at least once a minute; on AWS by
+/// data-sweep, which an EventBridge rule invokes every minute, one sweep at a time.
+#[test]
+fn the_template_sweeps_every_minute_one_sweep_at_a_time() {
+    let template: Yaml = serde_norway::from_str(
+        &std::fs::read_to_string(repository().join("template.yaml")).unwrap(),
+    )
+    .unwrap();
+    let sweep = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|resource| {
+            resource["Metadata"]["BuildProperties"]["Binary"].as_str() == Some("data-sweep")
+        })
+        .expect("template.yaml deploys data-sweep");
+    let properties = &sweep["Properties"];
+    let schedules: Vec<&str> = properties["Events"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|events| events.values())
+        .filter(|event| event["Type"].as_str() == Some("Schedule"))
+        .map(|event| event["Properties"]["Schedule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        schedules,
+        ["rate(1 minute)"],
+        "an EventBridge rule invokes data-sweep every minute"
+    );
+    assert_eq!(
+        properties["ReservedConcurrentExecutions"].as_u64(),
+        Some(1),
+        "one sweep at a time"
+    );
+    let timeout = properties["Timeout"]
+        .as_u64()
+        .expect("data-sweep sets its own timeout");
     assert!(
-        functions["db-migrate"].is_empty(),
-        "db-migrate has no route"
+        timeout < 60,
+        "a sweep ends before the next one starts, not after {timeout} s"
+    );
+    assert!(
+        properties["Environment"]["Variables"]["JWT_SECRET_ARN"].is_null(),
+        "data-sweep reads only the database's settings"
     );
 }
 

@@ -59,6 +59,7 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _sqlite_dir: Option<tempfile::TempDir>,
     /// The MySQL server URL and the name of the database this app was given, dropped with it.
     mysql_database: Option<(String, String)>,
@@ -73,6 +74,23 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The `ETag` header, which must be a strong tag of at most 64 characters.
+    #[track_caller]
+    pub fn etag(&self) -> String {
+        let tag = self
+            .headers
+            .get("etag")
+            .unwrap_or_else(|| panic!("an ETag header: {self:?}"))
+            .to_str()
+            .expect("an ASCII ETag")
+            .to_owned();
+        assert!(
+            tag.len() <= 64 && tag.len() > 2 && tag.starts_with('"') && tag.ends_with('"'),
+            "a strong entity tag: {tag}"
+        );
+        tag
+    }
+
     /// Asserts the contract's error envelope: status, code and message, and nothing else.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str, message: &str) {
@@ -135,6 +153,12 @@ pub fn message_of(code: &str) -> &'static str {
             "The provided key already exists in the database. To update an existing key, use the update API."
         }
         "KEY_NOT_FOUND" => "The provided key does not exist in the database.",
+        "INVALID_TTL" => {
+            "The provided ttl_seconds is not valid. Use an integer from 1 to 31536000."
+        }
+        "PRECONDITION_FAILED" => "The key has been changed since the given entity tag.",
+        "QUOTA_EXCEEDED" => "The storage quota of this account is exhausted.",
+        "INVALID_QUERY" => "The query parameters are not valid.",
         other => panic!("no fixed message for {other}"),
     }
 }
@@ -143,12 +167,22 @@ pub fn message_of(code: &str) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct TestSettings {
     pub token_lifetime_seconds: u64,
+    pub quota_max_keys: i64,
+    pub quota_max_bytes: i64,
+    pub sweep_interval_seconds: u64,
+    /// SQL run on the schema of the first migration, before the others apply: data of a
+    /// database that was filled before an upgrade.
+    pub first_schema_seed: Option<String>,
 }
 
 impl Default for TestSettings {
     fn default() -> Self {
         TestSettings {
             token_lifetime_seconds: 3600,
+            quota_max_keys: 10_000,
+            quota_max_bytes: 104_857_600,
+            sweep_interval_seconds: 30,
+            first_schema_seed: None,
         }
     }
 }
@@ -178,7 +212,11 @@ pub async fn spawn_app_with(backend: Backend, settings: TestSettings) -> Option<
 async fn spawn_app_on_sqlite(settings: TestSettings) -> TestApp {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("kv.db").display());
-    let db = TestDatabase::Sqlite(SqlitePool::connect_lazy(&url).expect("a valid SQLite URL"));
+    let options = url
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .expect("a valid SQLite URL")
+        .create_if_missing(true);
+    let db = TestDatabase::Sqlite(SqlitePool::connect_lazy_with(options));
     start(url, db, Some(dir), settings).await
 }
 
@@ -212,11 +250,26 @@ async fn start(
             "TOKEN_LIFETIME_SECONDS".to_owned(),
             settings.token_lifetime_seconds.to_string(),
         ),
+        (
+            "QUOTA_MAX_KEYS".to_owned(),
+            settings.quota_max_keys.to_string(),
+        ),
+        (
+            "QUOTA_MAX_BYTES".to_owned(),
+            settings.quota_max_bytes.to_string(),
+        ),
+        (
+            "SWEEP_INTERVAL_SECONDS".to_owned(),
+            settings.sweep_interval_seconds.to_string(),
+        ),
     ]);
     let config = Config::from_sources(Runtime::Local, &|name| vars.get(name).cloned(), None)
         .await
         .expect("a valid test configuration");
     let state = AppState::new(&config);
+    if let Some(seed) = &settings.first_schema_seed {
+        db.seed_first_schema(seed).await;
+    }
     state.store.migrate().await.expect("migrations apply");
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -224,9 +277,14 @@ async fn start(
         .expect("a free port");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-    tokio::spawn(kv_shared::server::serve(listener, state.clone(), async {
-        let _ = shutdown_signal.await;
-    }));
+    let server = tokio::spawn(kv_shared::server::serve(
+        listener,
+        state.clone(),
+        config.sweep_interval,
+        async {
+            let _ = shutdown_signal.await;
+        },
+    ));
 
     TestApp {
         address,
@@ -238,8 +296,25 @@ async fn start(
         db,
         state,
         shutdown: Some(shutdown),
+        server: Some(server),
         _sqlite_dir: sqlite_dir,
         mysql_database: None,
+    }
+}
+
+impl TestApp {
+    /// Shuts the server down as a signal would, and waits until it has stopped: requests
+    /// finished, the sweep task ended, the pool closed.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task ends without a panic")
+                .expect("the server stops cleanly");
+        }
     }
 }
 
@@ -323,6 +398,40 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         read(request.send().await.expect("the app answers")).await
+    }
+
+    /// Sends a request with extra headers; `body` is sent as JSON when given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.expect("the app answers")).await
+    }
+
+    /// `GET /data/list` with `query` (already encoded, without the `?`).
+    pub async fn list(&self, token: &str, query: &str) -> Answer {
+        self.send(
+            Method::GET,
+            &format!("/data/list?{query}"),
+            token,
+            &[],
+            None,
+        )
+        .await
     }
 
     pub async fn register(&self, body: Value) -> Answer {
@@ -425,6 +534,16 @@ pub fn encode(key: &str) -> String {
 async fn read(response: reqwest::Response) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
+    if status == StatusCode::NOT_MODIFIED {
+        let bytes = response.bytes().await.expect("a body");
+        assert!(bytes.is_empty(), "a 304 has no body: {bytes:?}");
+        assert!(!headers.contains_key("content-type"), "{headers:?}");
+        return Answer {
+            status,
+            headers,
+            body: Value::Null,
+        };
+    }
     assert_eq!(
         headers
             .get("content-type")
@@ -469,7 +588,33 @@ macro_rules! on_db {
     };
 }
 
+/// The version of the first migration of both backends: the schema before issue 11.
+const FIRST_MIGRATION: i64 = 20261126000001;
+
 impl TestDatabase {
+    /// Migrates a fresh database to the first migration only, and runs `seed` on it.
+    async fn seed_first_schema(&self, seed: &str) {
+        let directory = match self {
+            TestDatabase::Sqlite(_) => "migrations/sqlite",
+            TestDatabase::MySql(_) => "migrations/mysql",
+        };
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(directory);
+        let migrator = sqlx::migrate::Migrator::new(path)
+            .await
+            .expect("the migrations can be read");
+        on_db!(self, pool => {
+            let mut connection = pool.acquire().await.expect("a connection");
+            migrator
+                .run_to(FIRST_MIGRATION, &mut *connection)
+                .await
+                .expect("the first migration applies");
+            sqlx::raw_sql(AssertSqlSafe(seed.to_owned()))
+                .execute(&mut *connection)
+                .await
+                .expect("the seed applies");
+        })
+    }
+
     /// The users whose username matches case-insensitively.
     pub async fn users_named(&self, username: &str) -> Vec<StoredUser> {
         // The email column has a binary collation, which sqlx reads only as bytes on MySQL.
@@ -512,6 +657,53 @@ impl TestDatabase {
             .await
             .expect("entries can be counted")
             .get(0))
+    }
+
+    /// What the user's counters say they hold: entries, and bytes of keys and values.
+    pub async fn usage(&self, user_id: i64) -> (i64, i64) {
+        on_db!(self, pool => sqlx::query("SELECT entry_count, entry_bytes FROM users WHERE id = ?")
+            .bind(user_id)
+            .fetch_one(pool)
+            .await
+            .map(|row| (row.get(0), row.get(1)))
+            .expect("the user's counters can be read"))
+    }
+
+    /// What the user's entries really hold: entries, and bytes of keys and values.
+    pub async fn actual_usage(&self, user_id: i64) -> (i64, i64) {
+        on_db!(self, pool => sqlx::query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(OCTET_LENGTH(entry_key) + OCTET_LENGTH(value)), 0) AS SIGNED) \
+             FROM entries WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(pool)
+            .await
+            .map(|row| (row.get(0), row.get::<i64, _>(1)))
+            .expect("the user's entries can be summed"))
+    }
+
+    /// The stored expiry of a user's key (milliseconds since the epoch), if the row exists,
+    /// expired or not.
+    pub async fn expiry_of(&self, user_id: i64, key: &str) -> Option<Option<i64>> {
+        on_db!(self, pool => sqlx::query("SELECT expires_at FROM entries WHERE user_id = ? AND entry_key = ?")
+            .bind(user_id)
+            .bind(key)
+            .fetch_optional(pool)
+            .await
+            .expect("entries can be read")
+            .map(|row| row.get(0)))
+    }
+
+    /// Makes a user's entry expired a minute ago, as if its time had run out.
+    pub async fn expire_now(&self, user_id: i64, key: &str) {
+        let past = kv_shared::store::now_millis() - 60_000;
+        on_db!(self, pool => sqlx::query("UPDATE entries SET expires_at = ? WHERE user_id = ? AND entry_key = ?")
+            .bind(past)
+            .bind(user_id)
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(drop)
+            .expect("the entry can be changed"))
     }
 
     /// How many users there are.

@@ -51,6 +51,18 @@ async fn invoke(endpoint: Endpoint, state: &AppState, event: Value) -> Invocatio
         .unwrap();
     let response = serde_json::to_value(&response).unwrap();
     assert_eq!(response["isBase64Encoded"], false, "{response}");
+    let status = response["statusCode"].as_u64().unwrap();
+    if status == 304 {
+        assert!(
+            response["body"].is_null() || response["body"] == "",
+            "a 304 has no body: {response}"
+        );
+        return Invocation {
+            status,
+            response,
+            body: Value::Null,
+        };
+    }
     let content_type = response["headers"]["content-type"]
         .as_str()
         .or(response["multiValueHeaders"]["content-type"][0].as_str());
@@ -58,10 +70,30 @@ async fn invoke(endpoint: Endpoint, state: &AppState, event: Value) -> Invocatio
     let body =
         serde_json::from_str(response["body"].as_str().expect("a text body")).expect("a JSON body");
     Invocation {
-        status: response["statusCode"].as_u64().unwrap(),
+        status,
         response,
         body,
     }
+}
+
+impl Invocation {
+    /// The `ETag` header of the response, in either payload's form.
+    fn etag(&self) -> String {
+        self.response["headers"]["etag"]
+            .as_str()
+            .or(self.response["multiValueHeaders"]["etag"][0].as_str())
+            .unwrap_or_else(|| panic!("an ETag header: {}", self.response))
+            .to_owned()
+    }
+}
+
+/// `event` with a request header added, in either payload's form.
+fn with_header(mut event: Value, name: &str, value: &str) -> Value {
+    event["headers"][name] = json!(value);
+    if event.get("multiValueHeaders").is_some() {
+        event["multiValueHeaders"][name] = json!([value]);
+    }
+    event
 }
 
 /// register, token, store, retrieve, update, retrieve, delete, retrieve: each through its own
@@ -107,6 +139,27 @@ async fn walk_the_contract(app: &TestApp, payload: &str) {
         retrieved.body,
         json!({"status": "success", "data": {"keyN": "a/b c", "valueN": "hello"}})
     );
+    let tag = stored.etag();
+    assert_eq!(retrieved.etag(), tag);
+    let unchanged = invoke(
+        Endpoint::Retrieve,
+        state,
+        with_header(event(&fixture("retrieve"), &token), "if-none-match", &tag),
+    )
+    .await;
+    assert_eq!(unchanged.status, 304, "{}", unchanged.response);
+    assert_eq!(unchanged.etag(), tag);
+
+    // The list event asks for the keys under "a/b", two at most.
+    let listed = invoke(Endpoint::List, state, event(&fixture("list"), &token)).await;
+    assert_eq!(listed.status, 200, "{}", listed.response);
+    assert_eq!(
+        listed.body,
+        json!({"status": "success", "data": {
+            "keys": [{"keyN": "a/b c", "etag": tag, "size": 5, "expires_at": null}],
+            "next_cursor": null
+        }})
+    );
 
     let updated = invoke(Endpoint::Update, state, event(&fixture("update"), &token)).await;
     assert_eq!(
@@ -117,6 +170,7 @@ async fn walk_the_contract(app: &TestApp, payload: &str) {
         app.db.value_of(user_id, "a/b c").await.as_deref(),
         Some("world")
     );
+    assert_ne!(updated.etag(), tag);
     let retrieved = invoke(
         Endpoint::Retrieve,
         state,

@@ -108,6 +108,7 @@ async fn wrong_passwords_and_unknown_users_get_the_same_answer(app: TestApp) {
 async fn lifetime_is_configurable_and_expired_tokens_are_refused() {
     let settings = TestSettings {
         token_lifetime_seconds: 1,
+        ..TestSettings::default()
     };
     let app = spawn_app_with(Backend::Sqlite, settings).await.unwrap();
     app.register_user("short_lived").await;

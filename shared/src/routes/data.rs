@@ -2,8 +2,13 @@
 //! its signature, which is the contract's: the token ([`AuthUser`]) first, then the key, then
 //! the body.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
+use axum::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Map;
 
@@ -11,8 +16,13 @@ use super::extract::JsonObject;
 use super::{Success, success_data, success_message};
 use crate::AppState;
 use crate::auth::AuthUser;
+use crate::entity_tag::{EntityTag, TagCondition};
 use crate::error::ApiError;
+use crate::store::ExpiryChange;
 use crate::validation::{Key, Value};
+
+/// Longest `ttl_seconds` accepted: one year.
+const MAX_TTL_SECONDS: u64 = 31_536_000;
 
 #[derive(Debug, Serialize)]
 pub(super) struct Entry {
@@ -23,15 +33,18 @@ pub(super) struct Entry {
 }
 
 /// The body of `POST /data/store`: `keyN` (else INVALID_KEY), then `valueN` (else
-/// INVALID_VALUE).
+/// INVALID_VALUE), then the optional `ttl_seconds` (else INVALID_TTL).
 pub(super) struct NewEntry {
     key: Key,
     value: Value,
+    ttl: Option<Duration>,
 }
 
-/// The body of `PUT /data/update/{key}`: `valueN` (else INVALID_VALUE).
+/// The body of `PUT /data/update/{key}`: `valueN` (else INVALID_VALUE), then the optional
+/// `ttl_seconds` (else INVALID_TTL).
 pub(super) struct EntryUpdate {
     value: Value,
+    expiry: ExpiryChange,
 }
 
 /// The string field `name` of `body`, when it is one.
@@ -48,6 +61,24 @@ fn value_field(body: &mut Map<String, serde_json::Value>) -> Result<Value, ApiEr
         .ok_or(ApiError::InvalidValue)
 }
 
+/// `ttl_seconds`: `None` when absent, `Some(None)` when null, `Some(Some(ttl))` when an
+/// integer from 1 to [`MAX_TTL_SECONDS`]; anything else is INVALID_TTL.
+fn ttl_field(
+    body: &mut Map<String, serde_json::Value>,
+) -> Result<Option<Option<Duration>>, ApiError> {
+    match body.remove("ttl_seconds") {
+        None => Ok(None),
+        Some(serde_json::Value::Null) => Ok(Some(None)),
+        // serde_json reads a number written with a fraction or an exponent as a float, which
+        // as_u64 refuses.
+        Some(serde_json::Value::Number(number)) => match number.as_u64() {
+            Some(seconds @ 1..=MAX_TTL_SECONDS) => Ok(Some(Some(Duration::from_secs(seconds)))),
+            _ => Err(ApiError::InvalidTtl),
+        },
+        Some(_) => Err(ApiError::InvalidTtl),
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for NewEntry {
     type Rejection = ApiError;
 
@@ -57,7 +88,8 @@ impl<S: Send + Sync> FromRequest<S> for NewEntry {
             .and_then(Key::parse)
             .ok_or(ApiError::InvalidKey)?;
         let value = value_field(&mut body)?;
-        Ok(NewEntry { key, value })
+        let ttl = ttl_field(&mut body)?.flatten();
+        Ok(NewEntry { key, value, ttl })
     }
 }
 
@@ -66,54 +98,88 @@ impl<S: Send + Sync> FromRequest<S> for EntryUpdate {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let JsonObject(mut body) = JsonObject::from_request(request, state).await?;
-        Ok(EntryUpdate {
-            value: value_field(&mut body)?,
-        })
+        let value = value_field(&mut body)?;
+        let expiry = match ttl_field(&mut body)? {
+            None => ExpiryChange::Keep,
+            Some(None) => ExpiryChange::Clear,
+            Some(Some(ttl)) => ExpiryChange::After(ttl),
+        };
+        Ok(EntryUpdate { value, expiry })
     }
+}
+
+/// An answer with the entry's `ETag`.
+fn with_tag(tag: &EntityTag, answer: impl IntoResponse) -> Response {
+    ([(ETAG, tag.header_value())], answer).into_response()
 }
 
 pub(super) async fn store(
     State(state): State<AppState>,
     user: AuthUser,
-    NewEntry { key, value }: NewEntry,
-) -> Result<Json<Success<()>>, ApiError> {
-    state.store.insert_entry(user.user_id, &key, &value).await?;
-    Ok(success_message("Data stored successfully."))
+    NewEntry { key, value, ttl }: NewEntry,
+) -> Result<Response, ApiError> {
+    let tag = state
+        .store
+        .insert_entry(user.user_id, &key, &value, ttl, &state.quota)
+        .await?;
+    Ok(with_tag(&tag, success_message("Data stored successfully.")))
 }
 
 pub(super) async fn retrieve(
     State(state): State<AppState>,
     user: AuthUser,
     key: Key,
-) -> Result<Json<Success<Entry>>, ApiError> {
-    let value = state
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (value, tag) = state
         .store
         .get_entry(user.user_id, &key)
         .await?
         .ok_or(ApiError::KeyNotFound)?;
+    let unchanged = TagCondition::from_headers(headers.get_all(IF_NONE_MATCH))
+        .is_some_and(|condition| condition.matches_weakly(&tag));
+    if unchanged {
+        return Ok(with_tag(&tag, StatusCode::NOT_MODIFIED));
+    }
     let key = key.into_string();
-    Ok(success_data(None, Entry { key, value }))
+    Ok(with_tag(&tag, success_data(None, Entry { key, value })))
 }
 
 pub(super) async fn update(
     State(state): State<AppState>,
     user: AuthUser,
     key: Key,
-    EntryUpdate { value }: EntryUpdate,
-) -> Result<Json<Success<()>>, ApiError> {
-    if !state.store.update_entry(user.user_id, &key, &value).await? {
-        return Err(ApiError::KeyNotFound);
-    }
-    Ok(success_message("Data updated successfully."))
+    headers: HeaderMap,
+    EntryUpdate { value, expiry }: EntryUpdate,
+) -> Result<Response, ApiError> {
+    let if_match = TagCondition::from_headers(headers.get_all(IF_MATCH));
+    let tag = state
+        .store
+        .update_entry(
+            user.user_id,
+            &key,
+            &value,
+            expiry,
+            if_match.as_ref(),
+            &state.quota,
+        )
+        .await?;
+    Ok(with_tag(
+        &tag,
+        success_message("Data updated successfully."),
+    ))
 }
 
 pub(super) async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
     key: Key,
+    headers: HeaderMap,
 ) -> Result<Json<Success<()>>, ApiError> {
-    if !state.store.delete_entry(user.user_id, &key).await? {
-        return Err(ApiError::KeyNotFound);
-    }
+    let if_match = TagCondition::from_headers(headers.get_all(IF_MATCH));
+    state
+        .store
+        .delete_entry(user.user_id, &key, if_match.as_ref())
+        .await?;
     Ok(success_message("Data deleted successfully."))
 }

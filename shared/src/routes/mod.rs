@@ -5,6 +5,7 @@ mod auth;
 mod data;
 mod extract;
 mod health;
+mod list;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
@@ -34,24 +35,26 @@ pub enum Endpoint {
     Retrieve,
     Update,
     Delete,
+    List,
 }
 
 impl Endpoint {
     /// Every endpoint, in the contract's order.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::Register,
         Endpoint::Token,
         Endpoint::Store,
         Endpoint::Retrieve,
         Endpoint::Update,
         Endpoint::Delete,
+        Endpoint::List,
     ];
 
     /// The HTTP method of the endpoint.
     pub fn method(self) -> &'static str {
         match self {
             Endpoint::Register | Endpoint::Token | Endpoint::Store => "POST",
-            Endpoint::Retrieve => "GET",
+            Endpoint::Retrieve | Endpoint::List => "GET",
             Endpoint::Update => "PUT",
             Endpoint::Delete => "DELETE",
         }
@@ -66,6 +69,7 @@ impl Endpoint {
             Endpoint::Retrieve => "/data/retrieve/{key}",
             Endpoint::Update => "/data/update/{key}",
             Endpoint::Delete => "/data/delete/{key}",
+            Endpoint::List => "/data/list",
         }
     }
 
@@ -79,6 +83,7 @@ impl Endpoint {
             Endpoint::Retrieve => "data-retrieve",
             Endpoint::Update => "data-update",
             Endpoint::Delete => "data-delete",
+            Endpoint::List => "data-list",
         }
     }
 
@@ -90,6 +95,7 @@ impl Endpoint {
             Endpoint::Retrieve => get(data::retrieve),
             Endpoint::Update => put(data::update),
             Endpoint::Delete => delete(data::delete),
+            Endpoint::List => get(list::list),
         }
     }
 }

@@ -1,0 +1,213 @@
+//! Lambda function `data-sweep`: removes expired entries, a batch at a time, on the EventBridge
+//! schedule of `template.yaml` (every minute). Expired entries are already absent for every
+//! endpoint; the sweep frees their space and stops counting them against their users' quotas.
+//!
+//! Each invocation sweeps until nothing expired is left or its time is nearly up, and answers
+//! what it removed: `{"deleted": 1500, "batches": 4}`.
+
+use std::time::Duration;
+
+use kv_shared::config::{DatabaseConfig, Runtime, SecretsClient};
+use kv_shared::store::{Backend, Store, StoreError};
+use kv_shared::sweep::{SweepReport, sweep_expired};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+/// What this function reads of EventBridge's "Scheduled Event" (aws_lambda_events'
+/// `CloudWatchEvent` would bring chrono in for these two fields).
+#[derive(Debug, Deserialize)]
+struct ScheduledEvent {
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    /// When the schedule fired, as EventBridge writes it (RFC 3339).
+    time: String,
+}
+
+/// Time left for the answer after the last batch.
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    kv_shared::telemetry::init(Runtime::Lambda);
+    let secrets = match std::env::var_os("DATABASE_SECRET_ARN") {
+        Some(_) => Some(SecretsClient::from_env().await),
+        None => None,
+    };
+    let config = DatabaseConfig::from_sources(
+        Runtime::Lambda,
+        &|name| std::env::var(name).ok(),
+        secrets.as_ref(),
+    )
+    .await
+    .inspect_err(|error| {
+        tracing::error!(%error, "refusing to start: the configuration is incomplete");
+    })?;
+    let store = Store::connect_lazy(config.database, &config.pool);
+    // An SQLite file (cargo lambda watch) belongs to the function, which migrates it itself;
+    // MySQL is migrated by db-migrate at deploy time.
+    if store.backend() == Backend::Sqlite {
+        store.migrate().await?;
+    }
+    let store = &store;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ScheduledEvent>| async move {
+            let deadline = functions::stop_before(event.context.deadline(), ANSWER_MARGIN);
+            handle(store, &event.payload, deadline)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
+/// Sweeps once for a scheduled event.
+async fn handle(
+    store: &Store,
+    event: &ScheduledEvent,
+    deadline: Instant,
+) -> Result<SweepReport, StoreError> {
+    let report = sweep_expired(store, deadline).await;
+    match &report {
+        Ok(report) => tracing::info!(
+            deleted = report.deleted,
+            batches = report.batches,
+            event = %event.detail_type,
+            scheduled = %event.time,
+            "swept expired entries"
+        ),
+        Err(error) => tracing::error!(%error, "the sweep failed"),
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use kv_shared::store::ConnectOptions;
+    use kv_shared::store::PoolSettings;
+    use sqlx::{Connection, Executor};
+
+    /// The scheduled event EventBridge sends, as committed in the fixtures.
+    fn scheduled_event() -> ScheduledEvent {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/events/eventbridge-scheduled.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the fixture exists"))
+            .expect("a scheduled event")
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_event_sweeps_every_expired_entry_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+        let store = Store::connect_lazy(
+            ConnectOptions::from_url(&url).unwrap(),
+            &PoolSettings {
+                max_connections: 2,
+                acquire_timeout: Duration::from_secs(3),
+            },
+        );
+        store.migrate().await.unwrap();
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        db.execute(
+            "INSERT INTO users (username, username_key, email, password_hash, full_name, gender, \
+                 entry_count, entry_bytes) \
+             VALUES ('sweep', 'sweep', 's@example.com', 'x', 'S', 'f', 1201, 1201 * 7)",
+        )
+        .await
+        .unwrap();
+        // 1,200 expired entries (more than two batches) and one that is not.
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) \
+             INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at) \
+             SELECT 1, printf('k%04d', i), 'vv', 2, 'tag', 1000 FROM n",
+        )
+        .await
+        .unwrap();
+        db.execute(
+            "INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at) \
+             VALUES (1, 'kept1', 'vv', 2, 'tag', NULL)",
+        )
+        .await
+        .unwrap();
+
+        let report = handle(
+            &store,
+            &scheduled_event(),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(
+            report,
+            SweepReport {
+                deleted: 1200,
+                batches: 3
+            }
+        );
+        let (entries, count, bytes): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM entries), entry_count, entry_bytes FROM users",
+        )
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        assert_eq!((entries, count, bytes), (1, 1, 7));
+        let again = handle(
+            &store,
+            &scheduled_event(),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            again,
+            SweepReport {
+                deleted: 0,
+                batches: 1
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sweep_past_its_deadline_stops_after_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+        let store = Store::connect_lazy(
+            ConnectOptions::from_url(&url).unwrap(),
+            &PoolSettings {
+                max_connections: 2,
+                acquire_timeout: Duration::from_secs(3),
+            },
+        );
+        store.migrate().await.unwrap();
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        db.execute(
+            "INSERT INTO users (username, username_key, email, password_hash, full_name, gender, \
+                 entry_count, entry_bytes) \
+             VALUES ('sweep', 'sweep', 's@example.com', 'x', 'S', 'f', 1200, 1200 * 7)",
+        )
+        .await
+        .unwrap();
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) \
+             INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at) \
+             SELECT 1, printf('k%04d', i), 'vv', 2, 'tag', 1000 FROM n",
+        )
+        .await
+        .unwrap();
+        let report = handle(&store, &scheduled_event(), Instant::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            report,
+            SweepReport {
+                deleted: 500,
+                batches: 1
+            }
+        );
+    }
+}

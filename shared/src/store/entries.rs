@@ -1,0 +1,644 @@
+//! The entries of users: writes that keep each user's quota counters and entity tags, reads that
+//! never see an expired entry, keyset listing, and the sweep of expired entries.
+//!
+//! Every write is one transaction that takes its locks in one order, the entry's row first and
+//! then its user's: the entry's row decides whether the key exists and whether `If-Match` holds,
+//! and a conditional `UPDATE` of the user's counters decides the quota, so that neither is ever
+//! settled by a read another request could invalidate. On MySQL the entry's row is read with
+//! `FOR UPDATE`; on SQLite the transaction starts with `BEGIN IMMEDIATE`, which makes writers
+//! take turns. A transaction that MySQL ends in a deadlock is tried again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+use sqlx::mysql::MySqlConnection;
+use sqlx::sqlite::SqliteConnection;
+
+use super::{Backend, Store, StoreError, is_foreign_key_violation, is_unique_violation};
+use crate::entity_tag::{EntityTag, TagCondition};
+use crate::validation::{Key, Value};
+
+/// How many times a write that MySQL ended in a deadlock is run in all.
+const WRITE_ATTEMPTS: u32 = 5;
+
+/// How many expired entries one sweep transaction removes.
+pub const SWEEP_BATCH: usize = 500;
+
+/// How much each user may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most entries per user.
+    pub max_keys: i64,
+    /// Most bytes per user, counting each entry's key and value.
+    pub max_bytes: i64,
+}
+
+/// What an update does to an entry's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryChange {
+    /// Leaves it as it is.
+    Keep,
+    /// The entry no longer expires.
+    Clear,
+    /// The entry expires this long after the update.
+    After(Duration),
+}
+
+/// A write the store refused, as the contract names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    KeyExists,
+    KeyNotFound,
+    PreconditionFailed,
+    QuotaExceeded,
+    UnknownUser,
+}
+
+impl From<Refusal> for StoreError {
+    fn from(refusal: Refusal) -> StoreError {
+        match refusal {
+            Refusal::KeyExists => StoreError::KeyExists,
+            Refusal::KeyNotFound => StoreError::KeyNotFound,
+            Refusal::PreconditionFailed => StoreError::PreconditionFailed,
+            Refusal::QuotaExceeded => StoreError::QuotaExceeded,
+            Refusal::UnknownUser => StoreError::UnknownUser,
+        }
+    }
+}
+
+/// An entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedEntry {
+    pub key: String,
+    pub etag: EntityTag,
+    /// The value's length in bytes.
+    pub size: i64,
+    /// When it expires, in milliseconds since the Unix epoch.
+    pub expires_at: Option<i64>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn millis_after(now: i64, duration: Duration) -> i64 {
+    now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What the two backends do differently in a write transaction.
+trait WriteDialect: Connection {
+    /// Reads an entry for a write: the row stays locked until the transaction ends.
+    const SELECT_ENTRY_FOR_WRITE: &'static str;
+
+    /// Starts a transaction that will write.
+    async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, Self::Database>, sqlx::Error>;
+}
+
+impl WriteDialect for MySqlConnection {
+    const SELECT_ENTRY_FOR_WRITE: &'static str = "SELECT etag, value_size, expires_at FROM entries \
+         WHERE user_id = ? AND entry_key = ? FOR UPDATE";
+
+    async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, Self::Database>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+impl WriteDialect for SqliteConnection {
+    const SELECT_ENTRY_FOR_WRITE: &'static str =
+        "SELECT etag, value_size, expires_at FROM entries WHERE user_id = ? AND entry_key = ?";
+
+    async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, Self::Database>, sqlx::Error> {
+        // Takes the write lock at once: a deferred transaction that reads and then writes can
+        // fail with SQLITE_BUSY when another writer went first, whatever the busy timeout.
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+fn select_entry_for_write<C: WriteDialect>(_: &C) -> &'static str {
+    C::SELECT_ENTRY_FOR_WRITE
+}
+
+/// Whether MySQL rolled the transaction back to break a deadlock (SQLSTATE 40001), in which
+/// case it may be run again.
+fn is_deadlock(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
+}
+
+/// Runs `$attempt`, an async block giving `Result<Result<T, Refusal>, sqlx::Error>`, again
+/// while MySQL ends it in a deadlock, at most [`WRITE_ATTEMPTS`] times.
+macro_rules! retry_on_deadlock {
+    ($attempt:expr) => {{
+        let mut attempt = 1;
+        loop {
+            let result: Result<Result<_, Refusal>, sqlx::Error> = $attempt.await;
+            match result {
+                Err(error) if is_deadlock(&error) && attempt < WRITE_ATTEMPTS => attempt += 1,
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Runs `$body` in a write transaction on `$connection`, bound to `$transaction`: `$body` is an
+/// expression whose `?` gives `sqlx::Error` and whose value is `Result<T, Refusal>`. The
+/// transaction commits when the body gives `Ok(Ok(_))` and is rolled back at once otherwise
+/// (dropped, it would keep its locks until the connection's next use). A deadlock runs it all
+/// again.
+macro_rules! write_transaction {
+    ($connection:ident, $transaction:ident => $body:expr) => {
+        retry_on_deadlock!(async {
+            let mut $transaction = $connection.begin_write().await?;
+            let outcome: Result<Result<_, Refusal>, sqlx::Error> = async { $body }.await;
+            match outcome {
+                Ok(Ok(value)) => {
+                    $transaction.commit().await?;
+                    Ok(Ok(value))
+                }
+                Ok(Err(refusal)) => {
+                    $transaction.rollback().await?;
+                    Ok(Err(refusal))
+                }
+                Err(error) => {
+                    // The error is what went wrong; a rollback that fails too adds nothing.
+                    let _ = $transaction.rollback().await;
+                    Err(error)
+                }
+            }
+        })
+    };
+}
+
+/// Adds to a user's counters, if the quota allows: the row is changed (and the statement
+/// counts one row) only when each counter that grows stays within its limit.
+const CHARGE_USER: &str = "UPDATE users \
+     SET entry_count = entry_count + ?, entry_bytes = entry_bytes + ? \
+     WHERE id = ? AND (? <= 0 OR entry_count + ? <= ?) AND (? <= 0 OR entry_bytes + ? <= ?)";
+
+/// Binds [`CHARGE_USER`]'s parameters.
+macro_rules! charge_user {
+    ($user_id:expr, $keys:expr, $bytes:expr, $quota:expr) => {
+        sqlx::query(CHARGE_USER)
+            .bind($keys)
+            .bind($bytes)
+            .bind($user_id)
+            .bind($keys)
+            .bind($keys)
+            .bind($quota.max_keys)
+            .bind($bytes)
+            .bind($bytes)
+            .bind($quota.max_bytes)
+    };
+}
+
+/// The size and expiry of an entry read for an update or a delete (its tag, size and expiry, if
+/// the row exists), or why the write cannot go on: the entry is missing or expired (in that
+/// order before the precondition, as the contract checks them), or its tag fails `if_match`.
+fn writable(
+    held: Option<(String, i64, Option<i64>)>,
+    now: i64,
+    if_match: Option<&TagCondition>,
+) -> Result<(i64, Option<i64>), Refusal> {
+    match held {
+        None => Err(Refusal::KeyNotFound),
+        Some((_, _, Some(expired_at))) if expired_at <= now => Err(Refusal::KeyNotFound),
+        Some((tag, size, expires_at)) => {
+            if let Some(condition) = if_match
+                && !condition.matches_strongly(&EntityTag::from_stored(tag))
+            {
+                Err(Refusal::PreconditionFailed)
+            } else {
+                Ok((size, expires_at))
+            }
+        }
+    }
+}
+
+/// The bytes an entry counts against its user's quota.
+fn quota_bytes(key: &Key, value_size: i64) -> i64 {
+    key.as_str().len() as i64 + value_size
+}
+
+impl Store {
+    /// Stores a new entry of the user's, expiring `ttl` from now if given, and returns its tag.
+    /// A key the user holds (unexpired) is [`StoreError::KeyExists`]; one that would take the
+    /// user past `quota` is [`StoreError::QuotaExceeded`]; an expired entry of the key is
+    /// replaced.
+    pub async fn insert_entry(
+        &self,
+        user_id: i64,
+        key: &Key,
+        value: &Value,
+        ttl: Option<Duration>,
+        quota: &Quota,
+    ) -> Result<EntityTag, StoreError> {
+        const INSERT: &str = "INSERT INTO entries \
+             (user_id, entry_key, value, value_size, etag, expires_at) VALUES (?, ?, ?, ?, ?, ?)";
+        const REPLACE_EXPIRED: &str = "UPDATE entries \
+             SET value = ?, value_size = ?, etag = ?, expires_at = ?, \
+                 created_at = CURRENT_TIMESTAMP, updated_at = CURRENT_TIMESTAMP \
+             WHERE user_id = ? AND entry_key = ?";
+        let etag = EntityTag::generate();
+        let now = now_millis();
+        let expires_at = ttl.map(|ttl| millis_after(now, ttl));
+        let size = value.as_str().len() as i64;
+        let bytes = quota_bytes(key, size);
+        let outcome = on_connection!(self, connection => {
+            let select_for_write = select_entry_for_write(connection);
+            write_transaction!(connection, transaction => {
+            // The user's row first, as every store takes it: concurrent stores of one user take
+            // turns here rather than deadlock on the foreign key's shared lock. On MySQL the row
+            // stays locked even when the quota condition fails.
+            let charged = charge_user!(user_id, 1i64, bytes, quota)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected()
+                > 0;
+            let inserted = sqlx::query(INSERT)
+                .bind(user_id)
+                .bind(key.as_str())
+                .bind(value.as_str())
+                .bind(size)
+                .bind(etag.as_stored())
+                .bind(expires_at)
+                .execute(&mut *transaction)
+                .await;
+            match inserted {
+                Ok(_) if charged => {}
+                Ok(_) => {
+                    return Ok(Err(Refusal::QuotaExceeded));
+                }
+                Err(error) if is_unique_violation(&error) => {
+                    // The key is taken, and free again only if its entry has expired.
+                    let held: Option<(String, i64, Option<i64>)> = sqlx::query_as(select_for_write)
+                        .bind(user_id)
+                        .bind(key.as_str())
+                        .fetch_optional(&mut *transaction)
+                        .await?;
+                    let old_size = match held {
+                        Some((_, old_size, Some(expired_at))) if expired_at <= now => old_size,
+                        _ => {
+                                    return Ok(Err(Refusal::KeyExists));
+                        }
+                    };
+                    // The expired entry is replaced, so the user's holding changes by the
+                    // difference only: take back the first charge, or make the one it failed.
+                    let old_bytes = quota_bytes(key, old_size);
+                    let (keys_added, bytes_added) = if charged {
+                        (-1i64, -old_bytes)
+                    } else {
+                        (0, bytes - old_bytes)
+                    };
+                    let recharged = charge_user!(user_id, keys_added, bytes_added, quota)
+                        .execute(&mut *transaction)
+                        .await?
+                        .rows_affected();
+                    if recharged == 0 {
+                            return Ok(Err(Refusal::QuotaExceeded));
+                    }
+                    sqlx::query(REPLACE_EXPIRED)
+                        .bind(value.as_str())
+                        .bind(size)
+                        .bind(etag.as_stored())
+                        .bind(expires_at)
+                        .bind(user_id)
+                        .bind(key.as_str())
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+                Err(error) if is_foreign_key_violation(&error) => {
+                    return Ok(Err(Refusal::UnknownUser));
+                }
+                Err(error) => return Err(error),
+            }
+            Ok(Ok(()))
+        })})?;
+        outcome?;
+        Ok(etag)
+    }
+
+    /// The value and tag of the user's entry, if the user holds that key and it has not
+    /// expired.
+    pub async fn get_entry(
+        &self,
+        user_id: i64,
+        key: &Key,
+    ) -> Result<Option<(String, EntityTag)>, StoreError> {
+        const SELECT: &str = "SELECT value, etag FROM entries \
+             WHERE user_id = ? AND entry_key = ? AND (expires_at IS NULL OR expires_at > ?)";
+        let entry: Option<(String, String)> = on_connection!(self, connection =>
+            sqlx::query_as(SELECT)
+                .bind(user_id)
+                .bind(key.as_str())
+                .bind(now_millis())
+                .fetch_optional(connection)
+                .await)?;
+        Ok(entry.map(|(value, etag)| (value, EntityTag::from_stored(etag))))
+    }
+
+    /// Replaces the value of the user's entry and changes its expiry, if the entry exists
+    /// (unexpired), its tag satisfies `if_match` when given, and the new size fits `quota`.
+    /// Returns the entry's new tag.
+    pub async fn update_entry(
+        &self,
+        user_id: i64,
+        key: &Key,
+        value: &Value,
+        expiry: ExpiryChange,
+        if_match: Option<&TagCondition>,
+        quota: &Quota,
+    ) -> Result<EntityTag, StoreError> {
+        const UPDATE: &str = "UPDATE entries \
+             SET value = ?, value_size = ?, etag = ?, expires_at = ?, updated_at = CURRENT_TIMESTAMP \
+             WHERE user_id = ? AND entry_key = ?";
+        let etag = EntityTag::generate();
+        let now = now_millis();
+        let size = value.as_str().len() as i64;
+        let outcome = on_connection!(self, connection => {
+            let select_for_write = select_entry_for_write(connection);
+            write_transaction!(connection, transaction => {
+            let held: Option<(String, i64, Option<i64>)> = sqlx::query_as(select_for_write)
+                .bind(user_id)
+                .bind(key.as_str())
+                .fetch_optional(&mut *transaction)
+                .await?;
+            let (old_size, old_expiry) = match writable(held, now, if_match) {
+                Ok(held) => held,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let bytes_added = size - old_size;
+            if bytes_added != 0 {
+                let charged = charge_user!(user_id, 0i64, bytes_added, quota)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+                if charged == 0 {
+                    return Ok(Err(Refusal::QuotaExceeded));
+                }
+            }
+            let expires_at = match expiry {
+                ExpiryChange::Keep => old_expiry,
+                ExpiryChange::Clear => None,
+                ExpiryChange::After(ttl) => Some(millis_after(now, ttl)),
+            };
+            sqlx::query(UPDATE)
+                .bind(value.as_str())
+                .bind(size)
+                .bind(etag.as_stored())
+                .bind(expires_at)
+                .bind(user_id)
+                .bind(key.as_str())
+                .execute(&mut *transaction)
+                .await?;
+            Ok(Ok(()))
+        })})?;
+        outcome?;
+        Ok(etag)
+    }
+
+    /// Deletes the user's entry, if it exists (unexpired) and its tag satisfies `if_match`
+    /// when given; what it held stops counting against the user's quota.
+    pub async fn delete_entry(
+        &self,
+        user_id: i64,
+        key: &Key,
+        if_match: Option<&TagCondition>,
+    ) -> Result<(), StoreError> {
+        const DELETE: &str = "DELETE FROM entries WHERE user_id = ? AND entry_key = ?";
+        const RELEASE: &str = "UPDATE users \
+             SET entry_count = entry_count - 1, entry_bytes = entry_bytes - ? WHERE id = ?";
+        let now = now_millis();
+        let outcome = on_connection!(self, connection => {
+            let select_for_write = select_entry_for_write(connection);
+            write_transaction!(connection, transaction => {
+            let held: Option<(String, i64, Option<i64>)> = sqlx::query_as(select_for_write)
+                .bind(user_id)
+                .bind(key.as_str())
+                .fetch_optional(&mut *transaction)
+                .await?;
+            let size = match writable(held, now, if_match) {
+                Ok((size, _)) => size,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            sqlx::query(DELETE)
+                .bind(user_id)
+                .bind(key.as_str())
+                .execute(&mut *transaction)
+                .await?;
+            sqlx::query(RELEASE)
+                .bind(quota_bytes(key, size))
+                .bind(user_id)
+                .execute(&mut *transaction)
+                .await?;
+            Ok(Ok(()))
+        })})?;
+        Ok(outcome?)
+    }
+
+    /// Up to `limit` of the user's unexpired entries, in ascending byte order of their keys:
+    /// those after `after` (all when `None`) that start with `prefix`. One range scan of the
+    /// primary key.
+    pub async fn list_entries(
+        &self,
+        user_id: i64,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ListedEntry>, StoreError> {
+        const SELECT_BOUNDED: &str = "SELECT entry_key, etag, value_size, expires_at FROM entries \
+             WHERE user_id = ? AND entry_key > ? AND entry_key >= ? AND entry_key < ? \
+               AND (expires_at IS NULL OR expires_at > ?) \
+             ORDER BY entry_key LIMIT ?";
+        const SELECT_UNBOUNDED: &str = "SELECT entry_key, etag, value_size, expires_at \
+             FROM entries \
+             WHERE user_id = ? AND entry_key > ? AND entry_key >= ? \
+               AND (expires_at IS NULL OR expires_at > ?) \
+             ORDER BY entry_key LIMIT ?";
+        let after = after.unwrap_or("");
+        let upper = prefix_upper_bound(prefix);
+        let now = now_millis();
+        let rows: Vec<(Vec<u8>, String, i64, Option<i64>)> = match &upper {
+            Some(upper) => on_connection!(self, connection => sqlx::query_as(SELECT_BOUNDED)
+                .bind(user_id)
+                .bind(after)
+                .bind(prefix)
+                .bind(upper.as_str())
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(connection)
+                .await)?,
+            None => on_connection!(self, connection => sqlx::query_as(SELECT_UNBOUNDED)
+                .bind(user_id)
+                .bind(after)
+                .bind(prefix)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(connection)
+                .await)?,
+        };
+        rows.into_iter()
+            .map(|(key, etag, size, expires_at)| {
+                Ok(ListedEntry {
+                    key: stored_key(key)?,
+                    etag: EntityTag::from_stored(etag),
+                    size,
+                    expires_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes up to [`SWEEP_BATCH`] entries that expired before `now` (milliseconds since the
+    /// epoch) in one short transaction, and stops counting them against their users. Returns
+    /// how many it removed: fewer than a batch means none was left.
+    ///
+    /// The candidates are found without locks, through the index on `expires_at`. Their users'
+    /// rows are then locked, as a store locks them, before the entries themselves, by primary
+    /// key; an entry is removed only if still expired, so that one a store replaced meanwhile
+    /// stays, and no range of the index is ever locked against writers.
+    pub async fn sweep_expired_batch(&self, now: i64) -> Result<usize, StoreError> {
+        const CANDIDATES: &str = "SELECT user_id, entry_key FROM entries \
+             WHERE expires_at <= ? ORDER BY expires_at LIMIT ?";
+        const RELEASE: &str = "UPDATE users \
+             SET entry_count = entry_count - ?, entry_bytes = entry_bytes - ? WHERE id = ?";
+        let candidates: Vec<(i64, Vec<u8>)> = on_connection!(self, connection =>
+            sqlx::query_as(CANDIDATES)
+                .bind(now)
+                .bind(SWEEP_BATCH as i64)
+                .fetch_all(connection)
+                .await)?;
+        let candidates = candidates
+            .into_iter()
+            .map(|(user_id, key)| Ok((user_id, stored_key(key)?)))
+            .collect::<Result<Vec<(i64, String)>, StoreError>>()?;
+        let Some(last) = candidates.last() else {
+            return Ok(0);
+        };
+        // Always SWEEP_BATCH pairs, the last repeated, so that each statement has one text
+        // (and one prepared statement) whatever the batch holds.
+        let padded: Vec<&(i64, String)> = candidates
+            .iter()
+            .chain(std::iter::repeat(last))
+            .take(SWEEP_BATCH)
+            .collect();
+        let users: BTreeSet<i64> = candidates.iter().map(|(user_id, _)| *user_id).collect();
+        let users: Vec<i64> = users
+            .iter()
+            .chain(std::iter::repeat(&last.0))
+            .take(SWEEP_BATCH)
+            .copied()
+            .collect();
+        let mut lock_users = format!(
+            "SELECT id FROM users WHERE {}",
+            vec!["id = ?"; SWEEP_BATCH].join(" OR ")
+        );
+        let mut lock_entries =
+            sweep_statement("SELECT user_id, entry_key, value_size FROM entries WHERE (");
+        if self.backend() == Backend::MySql {
+            lock_users.push_str(" FOR UPDATE");
+            lock_entries.push_str(" FOR UPDATE");
+        }
+        let delete = sweep_statement("DELETE FROM entries WHERE (");
+        let outcome = on_connection!(self, connection => write_transaction!(connection, transaction => {
+            // The users' rows first, as stores take them, then the entries.
+            let mut locking_users = sqlx::query(sqlx::AssertSqlSafe(lock_users.as_str()));
+            for user_id in &users {
+                locking_users = locking_users.bind(*user_id);
+            }
+            locking_users.fetch_all(&mut *transaction).await?;
+            let mut locking = sqlx::query_as(sqlx::AssertSqlSafe(lock_entries.as_str()));
+            for (user_id, key) in &padded {
+                locking = locking.bind(*user_id).bind(key.as_str());
+            }
+            let expired: Vec<(i64, Vec<u8>, i64)> =
+                locking.bind(now).fetch_all(&mut *transaction).await?;
+            let expired = expired
+                .into_iter()
+                .map(|(user_id, key, size)| {
+                    let key = String::from_utf8(key).map_err(|error| sqlx::Error::Decode(error.into()))?;
+                    Ok((user_id, key, size))
+                })
+                .collect::<Result<Vec<(i64, String, i64)>, sqlx::Error>>()?;
+            let Some(first) = expired.first() else {
+                return Ok(Ok(()));
+            };
+            let mut deleting = sqlx::query(sqlx::AssertSqlSafe(delete.as_str()));
+            for (user_id, key, _) in expired.iter().chain(std::iter::repeat(first)).take(SWEEP_BATCH) {
+                deleting = deleting.bind(*user_id).bind(key.as_str());
+            }
+            deleting.bind(now).execute(&mut *transaction).await?;
+            let mut released: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+            for (user_id, key, size) in &expired {
+                let counts = released.entry(*user_id).or_default();
+                counts.0 += 1;
+                counts.1 += key.len() as i64 + size;
+            }
+            for (user_id, (keys, bytes)) in released {
+                sqlx::query(RELEASE)
+                    .bind(keys)
+                    .bind(bytes)
+                    .bind(user_id)
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            Ok(Ok(()))
+        }))?;
+        outcome?;
+        Ok(candidates.len())
+    }
+}
+
+/// A key read back from the database, where it was stored as UTF-8.
+fn stored_key(key: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(key)
+        .map_err(|_| StoreError::Database(sqlx::Error::Decode("a stored key is not UTF-8".into())))
+}
+
+/// `start` followed by [`SWEEP_BATCH`] primary-key matches joined by `OR`, and the condition
+/// that the entry is still expired.
+fn sweep_statement(start: &str) -> String {
+    let matches = vec!["(user_id = ? AND entry_key = ?)"; SWEEP_BATCH].join(" OR ");
+    format!("{start}{matches}) AND expires_at <= ?")
+}
+
+/// The least string greater than every string that starts with `prefix`, in byte order (which
+/// for UTF-8 is code point order): `prefix` with its last character replaced by the next one,
+/// after dropping trailing characters that have no next one. `None` when every string is
+/// below it (an empty prefix).
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upper_bound_of_a_prefix_is_above_every_string_it_starts() {
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}")
+        );
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        let upper = prefix_upper_bound("ké").unwrap();
+        for key in ["ké", "ké\u{10FFFF}", "kéz"] {
+            assert!(key.as_bytes() < upper.as_bytes(), "{key}");
+        }
+        assert!("kê".as_bytes() >= upper.as_bytes());
+    }
+}
