@@ -39,7 +39,7 @@ macro_rules! on_connection {
 mod entries;
 mod pool;
 
-pub use entries::{ExpiryChange, ListedEntry, Quota, SWEEP_BATCH, now_millis};
+pub use entries::{ExpiryChange, ListedEntry, Quota, now_millis};
 
 /// Which database a [`Store`] talks to, as told by the scheme of its URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,14 +8,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::store::{SWEEP_BATCH, Store, StoreError, now_millis};
+use crate::store::{Store, StoreError, now_millis};
 
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
     /// Expired entries removed.
     pub deleted: u64,
-    /// Transactions it took.
+    /// Batches (transactions) that removed entries.
     pub batches: u64,
 }
 
@@ -25,9 +25,12 @@ pub async fn sweep_expired(store: &Store, deadline: Instant) -> Result<SweepRepo
     let mut report = SweepReport::default();
     loop {
         let removed = store.sweep_expired_batch(now_millis()).await?;
+        if removed == 0 {
+            return Ok(report);
+        }
         report.deleted += removed as u64;
         report.batches += 1;
-        if removed < SWEEP_BATCH || Instant::now() >= deadline {
+        if Instant::now() >= deadline {
             return Ok(report);
         }
     }

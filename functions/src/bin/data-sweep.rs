@@ -85,9 +85,8 @@ async fn handle(
 mod tests {
     use super::*;
 
-    use kv_shared::store::ConnectOptions;
-    use kv_shared::store::PoolSettings;
-    use sqlx::{Connection, Executor};
+    use kv_shared::store::{ConnectOptions, PoolSettings};
+    use sqlx::{Connection, Executor, SqliteConnection};
 
     /// The scheduled event EventBridge sends, as committed in the fixtures.
     fn scheduled_event() -> ScheduledEvent {
@@ -99,9 +98,9 @@ mod tests {
             .expect("a scheduled event")
     }
 
-    #[tokio::test]
-    async fn a_scheduled_event_sweeps_every_expired_entry_and_only_those() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A migrated SQLite store whose one user holds 1,200 entries that expired long ago and one
+    /// (`kept1`) that never expires, each of 7 bytes, counted; and a connection to its file.
+    async fn store_with_expired_entries(dir: &tempfile::TempDir) -> (Store, SqliteConnection) {
         let url = format!("sqlite://{}", dir.path().join("kv.db").display());
         let store = Store::connect_lazy(
             ConnectOptions::from_url(&url).unwrap(),
@@ -111,36 +110,31 @@ mod tests {
             },
         );
         store.migrate().await.unwrap();
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let mut db = SqliteConnection::connect(&url).await.unwrap();
         db.execute(
             "INSERT INTO users (username, username_key, email, password_hash, full_name, gender, \
                  entry_count, entry_bytes) \
-             VALUES ('sweep', 'sweep', 's@example.com', 'x', 'S', 'f', 1201, 1201 * 7)",
-        )
-        .await
-        .unwrap();
-        // 1,200 expired entries (more than two batches) and one that is not.
-        db.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) \
+             VALUES ('sweep', 'sweep', 's@example.com', 'x', 'S', 'f', 1201, 1201 * 7); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) \
              INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at) \
-             SELECT 1, printf('k%04d', i), 'vv', 2, 'tag', 1000 FROM n",
+             SELECT 1, printf('k%04d', i), 'vv', 2, 'tag', 1000 FROM n; \
+             INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at) \
+             VALUES (1, 'kept1', 'vv', 2, 'tag', NULL);",
         )
         .await
         .unwrap();
-        db.execute(
-            "INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at) \
-             VALUES (1, 'kept1', 'vv', 2, 'tag', NULL)",
-        )
-        .await
-        .unwrap();
+        (store, db)
+    }
 
-        let report = handle(
-            &store,
-            &scheduled_event(),
-            Instant::now() + Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+    #[tokio::test]
+    async fn a_scheduled_event_sweeps_every_expired_entry_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut db) = store_with_expired_entries(&dir).await;
+        let event = scheduled_event();
+        assert_eq!(event.detail_type, "Scheduled Event");
+        let in_a_minute = || Instant::now() + Duration::from_secs(60);
+
+        let report = handle(&store, &event, in_a_minute()).await.unwrap();
 
         assert_eq!(
             report,
@@ -156,49 +150,14 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((entries, count, bytes), (1, 1, 7));
-        let again = handle(
-            &store,
-            &scheduled_event(),
-            Instant::now() + Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            again,
-            SweepReport {
-                deleted: 0,
-                batches: 1
-            }
-        );
+        let again = handle(&store, &event, in_a_minute()).await.unwrap();
+        assert_eq!(again, SweepReport::default());
     }
 
     #[tokio::test]
     async fn a_sweep_past_its_deadline_stops_after_one_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("kv.db").display());
-        let store = Store::connect_lazy(
-            ConnectOptions::from_url(&url).unwrap(),
-            &PoolSettings {
-                max_connections: 2,
-                acquire_timeout: Duration::from_secs(3),
-            },
-        );
-        store.migrate().await.unwrap();
-        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        db.execute(
-            "INSERT INTO users (username, username_key, email, password_hash, full_name, gender, \
-                 entry_count, entry_bytes) \
-             VALUES ('sweep', 'sweep', 's@example.com', 'x', 'S', 'f', 1200, 1200 * 7)",
-        )
-        .await
-        .unwrap();
-        db.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) \
-             INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at) \
-             SELECT 1, printf('k%04d', i), 'vv', 2, 'tag', 1000 FROM n",
-        )
-        .await
-        .unwrap();
+        let (store, _db) = store_with_expired_entries(&dir).await;
         let report = handle(&store, &scheduled_event(), Instant::now())
             .await
             .unwrap();

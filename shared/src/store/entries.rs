@@ -9,6 +9,7 @@
 //! take turns. A transaction that MySQL ends in a deadlock is tried again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::Connection;
@@ -23,7 +24,7 @@ use crate::validation::{Key, Value};
 const WRITE_ATTEMPTS: u32 = 5;
 
 /// How many expired entries one sweep transaction removes.
-pub const SWEEP_BATCH: usize = 500;
+const SWEEP_BATCH: usize = 500;
 
 /// How much each user may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +219,34 @@ fn writable(
     }
 }
 
+/// Reads the user's entry of `$key` in `$transaction` with `$select` (the backend's
+/// `SELECT_ENTRY_FOR_WRITE`): its tag, size and expiry, if the row exists.
+macro_rules! read_entry {
+    ($transaction:ident, $select:expr, $user_id:expr, $key:expr) => {{
+        let held: Option<(String, i64, Option<i64>)> = sqlx::query_as($select)
+            .bind($user_id)
+            .bind($key.as_str())
+            .fetch_optional(&mut *$transaction)
+            .await?;
+        held
+    }};
+}
+
+/// Runs `$statement`, an UPDATE of an entry's value, size, tag and expiry, with its parameters.
+macro_rules! rewrite_entry {
+    ($transaction:ident, $statement:expr, $user_id:expr, $key:expr, $value:expr, $size:expr, $etag:expr, $expires_at:expr) => {
+        sqlx::query($statement)
+            .bind($value.as_str())
+            .bind($size)
+            .bind($etag.as_stored())
+            .bind($expires_at)
+            .bind($user_id)
+            .bind($key.as_str())
+            .execute(&mut *$transaction)
+            .await?
+    };
+}
+
 /// The bytes an entry counts against its user's quota.
 fn quota_bytes(key: &Key, value_size: i64) -> i64 {
     key.as_str().len() as i64 + value_size
@@ -250,73 +279,52 @@ impl Store {
         let outcome = on_connection!(self, connection => {
             let select_for_write = select_entry_for_write(connection);
             write_transaction!(connection, transaction => {
-            // The user's row first, as every store takes it: concurrent stores of one user take
-            // turns here rather than deadlock on the foreign key's shared lock. On MySQL the row
-            // stays locked even when the quota condition fails.
-            let charged = charge_user!(user_id, 1i64, bytes, quota)
-                .execute(&mut *transaction)
-                .await?
-                .rows_affected()
-                > 0;
-            let inserted = sqlx::query(INSERT)
-                .bind(user_id)
-                .bind(key.as_str())
-                .bind(value.as_str())
-                .bind(size)
-                .bind(etag.as_stored())
-                .bind(expires_at)
-                .execute(&mut *transaction)
-                .await;
-            match inserted {
-                Ok(_) if charged => {}
-                Ok(_) => {
-                    return Ok(Err(Refusal::QuotaExceeded));
-                }
-                Err(error) if is_unique_violation(&error) => {
-                    // The key is taken, and free again only if its entry has expired.
-                    let held: Option<(String, i64, Option<i64>)> = sqlx::query_as(select_for_write)
-                        .bind(user_id)
-                        .bind(key.as_str())
-                        .fetch_optional(&mut *transaction)
-                        .await?;
-                    let old_size = match held {
-                        Some((_, old_size, Some(expired_at))) if expired_at <= now => old_size,
-                        _ => {
-                                    return Ok(Err(Refusal::KeyExists));
-                        }
-                    };
-                    // The expired entry is replaced, so the user's holding changes by the
-                    // difference only: take back the first charge, or make the one it failed.
-                    let old_bytes = quota_bytes(key, old_size);
-                    let (keys_added, bytes_added) = if charged {
-                        (-1i64, -old_bytes)
-                    } else {
-                        (0, bytes - old_bytes)
-                    };
-                    let recharged = charge_user!(user_id, keys_added, bytes_added, quota)
-                        .execute(&mut *transaction)
-                        .await?
-                        .rows_affected();
-                    if recharged == 0 {
+                // The user's row first, as every store takes it: concurrent stores of one user
+                // take turns here rather than deadlock on the foreign key's shared lock. On
+                // MySQL the row stays locked even when the quota condition fails.
+                let charged = charge_user!(user_id, 1i64, bytes, quota)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                let inserted = sqlx::query(INSERT)
+                    .bind(user_id)
+                    .bind(key.as_str())
+                    .bind(value.as_str())
+                    .bind(size)
+                    .bind(etag.as_stored())
+                    .bind(expires_at)
+                    .execute(&mut *transaction)
+                    .await;
+                match inserted {
+                    Ok(_) if charged => Ok(Ok(())),
+                    Ok(_) => Ok(Err(Refusal::QuotaExceeded)),
+                    Err(error) if is_foreign_key_violation(&error) => Ok(Err(Refusal::UnknownUser)),
+                    Err(error) if !is_unique_violation(&error) => Err(error),
+                    Err(_) => {
+                        // The key is taken, and free again only if its entry has expired.
+                        let old_size = match read_entry!(transaction, select_for_write, user_id, key) {
+                            Some((_, old_size, Some(expired_at))) if expired_at <= now => old_size,
+                            _ => return Ok(Err(Refusal::KeyExists)),
+                        };
+                        // The user holds the difference only: take back the first charge, or
+                        // make the one that failed.
+                        let old_bytes = quota_bytes(key, old_size);
+                        let (keys_added, bytes_added) =
+                            if charged { (-1i64, -old_bytes) } else { (0, bytes - old_bytes) };
+                        let recharged = charge_user!(user_id, keys_added, bytes_added, quota)
+                            .execute(&mut *transaction)
+                            .await?
+                            .rows_affected();
+                        if recharged == 0 {
                             return Ok(Err(Refusal::QuotaExceeded));
+                        }
+                        rewrite_entry!(transaction, REPLACE_EXPIRED, user_id, key, value, size, &etag, expires_at);
+                        Ok(Ok(()))
                     }
-                    sqlx::query(REPLACE_EXPIRED)
-                        .bind(value.as_str())
-                        .bind(size)
-                        .bind(etag.as_stored())
-                        .bind(expires_at)
-                        .bind(user_id)
-                        .bind(key.as_str())
-                        .execute(&mut *transaction)
-                        .await?;
                 }
-                Err(error) if is_foreign_key_violation(&error) => {
-                    return Ok(Err(Refusal::UnknownUser));
-                }
-                Err(error) => return Err(error),
-            }
-            Ok(Ok(()))
-        })})?;
+            })
+        })?;
         outcome?;
         Ok(etag)
     }
@@ -361,41 +369,30 @@ impl Store {
         let outcome = on_connection!(self, connection => {
             let select_for_write = select_entry_for_write(connection);
             write_transaction!(connection, transaction => {
-            let held: Option<(String, i64, Option<i64>)> = sqlx::query_as(select_for_write)
-                .bind(user_id)
-                .bind(key.as_str())
-                .fetch_optional(&mut *transaction)
-                .await?;
-            let (old_size, old_expiry) = match writable(held, now, if_match) {
-                Ok(held) => held,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            let bytes_added = size - old_size;
-            if bytes_added != 0 {
-                let charged = charge_user!(user_id, 0i64, bytes_added, quota)
-                    .execute(&mut *transaction)
-                    .await?
-                    .rows_affected();
-                if charged == 0 {
-                    return Ok(Err(Refusal::QuotaExceeded));
+                let held = read_entry!(transaction, select_for_write, user_id, key);
+                let (old_size, old_expiry) = match writable(held, now, if_match) {
+                    Ok(held) => held,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                let bytes_added = size - old_size;
+                if bytes_added != 0 {
+                    let charged = charge_user!(user_id, 0i64, bytes_added, quota)
+                        .execute(&mut *transaction)
+                        .await?
+                        .rows_affected();
+                    if charged == 0 {
+                        return Ok(Err(Refusal::QuotaExceeded));
+                    }
                 }
-            }
-            let expires_at = match expiry {
-                ExpiryChange::Keep => old_expiry,
-                ExpiryChange::Clear => None,
-                ExpiryChange::After(ttl) => Some(millis_after(now, ttl)),
-            };
-            sqlx::query(UPDATE)
-                .bind(value.as_str())
-                .bind(size)
-                .bind(etag.as_stored())
-                .bind(expires_at)
-                .bind(user_id)
-                .bind(key.as_str())
-                .execute(&mut *transaction)
-                .await?;
-            Ok(Ok(()))
-        })})?;
+                let expires_at = match expiry {
+                    ExpiryChange::Keep => old_expiry,
+                    ExpiryChange::Clear => None,
+                    ExpiryChange::After(ttl) => Some(millis_after(now, ttl)),
+                };
+                rewrite_entry!(transaction, UPDATE, user_id, key, value, size, &etag, expires_at);
+                Ok(Ok(()))
+            })
+        })?;
         outcome?;
         Ok(etag)
     }
@@ -415,27 +412,24 @@ impl Store {
         let outcome = on_connection!(self, connection => {
             let select_for_write = select_entry_for_write(connection);
             write_transaction!(connection, transaction => {
-            let held: Option<(String, i64, Option<i64>)> = sqlx::query_as(select_for_write)
-                .bind(user_id)
-                .bind(key.as_str())
-                .fetch_optional(&mut *transaction)
-                .await?;
-            let size = match writable(held, now, if_match) {
-                Ok((size, _)) => size,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            sqlx::query(DELETE)
-                .bind(user_id)
-                .bind(key.as_str())
-                .execute(&mut *transaction)
-                .await?;
-            sqlx::query(RELEASE)
-                .bind(quota_bytes(key, size))
-                .bind(user_id)
-                .execute(&mut *transaction)
-                .await?;
-            Ok(Ok(()))
-        })})?;
+                let held = read_entry!(transaction, select_for_write, user_id, key);
+                let size = match writable(held, now, if_match) {
+                    Ok((size, _)) => size,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                sqlx::query(DELETE)
+                    .bind(user_id)
+                    .bind(key.as_str())
+                    .execute(&mut *transaction)
+                    .await?;
+                sqlx::query(RELEASE)
+                    .bind(quota_bytes(key, size))
+                    .bind(user_id)
+                    .execute(&mut *transaction)
+                    .await?;
+                Ok(Ok(()))
+            })
+        })?;
         Ok(outcome?)
     }
 
@@ -492,9 +486,9 @@ impl Store {
             .collect()
     }
 
-    /// Removes up to [`SWEEP_BATCH`] entries that expired before `now` (milliseconds since the
+    /// Removes up to 500 entries that expired before `now` (milliseconds since the
     /// epoch) in one short transaction, and stops counting them against their users. Returns
-    /// how many it removed: fewer than a batch means none was left.
+    /// how many it removed: 0 when none was left.
     ///
     /// The candidates are found without locks, through the index on `expires_at`. Their users'
     /// rows are then locked, as a store locks them, before the entries themselves, by primary
@@ -532,65 +526,81 @@ impl Store {
             .take(SWEEP_BATCH)
             .copied()
             .collect();
-        let mut lock_users = format!(
-            "SELECT id FROM users WHERE {}",
-            vec!["id = ?"; SWEEP_BATCH].join(" OR ")
-        );
-        let mut lock_entries =
-            sweep_statement("SELECT user_id, entry_key, value_size FROM entries WHERE (");
-        if self.backend() == Backend::MySql {
-            lock_users.push_str(" FOR UPDATE");
-            lock_entries.push_str(" FOR UPDATE");
-        }
-        let delete = sweep_statement("DELETE FROM entries WHERE (");
-        let outcome = on_connection!(self, connection => write_transaction!(connection, transaction => {
-            // The users' rows first, as stores take them, then the entries.
-            let mut locking_users = sqlx::query(sqlx::AssertSqlSafe(lock_users.as_str()));
-            for user_id in &users {
-                locking_users = locking_users.bind(*user_id);
-            }
-            locking_users.fetch_all(&mut *transaction).await?;
-            let mut locking = sqlx::query_as(sqlx::AssertSqlSafe(lock_entries.as_str()));
-            for (user_id, key) in &padded {
-                locking = locking.bind(*user_id).bind(key.as_str());
-            }
-            let expired: Vec<(i64, Vec<u8>, i64)> =
-                locking.bind(now).fetch_all(&mut *transaction).await?;
-            let expired = expired
-                .into_iter()
-                .map(|(user_id, key, size)| {
-                    let key = String::from_utf8(key).map_err(|error| sqlx::Error::Decode(error.into()))?;
-                    Ok((user_id, key, size))
-                })
-                .collect::<Result<Vec<(i64, String, i64)>, sqlx::Error>>()?;
-            let Some(first) = expired.first() else {
-                return Ok(Ok(()));
-            };
-            let mut deleting = sqlx::query(sqlx::AssertSqlSafe(delete.as_str()));
-            for (user_id, key, _) in expired.iter().chain(std::iter::repeat(first)).take(SWEEP_BATCH) {
-                deleting = deleting.bind(*user_id).bind(key.as_str());
-            }
-            deleting.bind(now).execute(&mut *transaction).await?;
-            let mut released: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
-            for (user_id, key, size) in &expired {
-                let counts = released.entry(*user_id).or_default();
-                counts.0 += 1;
-                counts.1 += key.len() as i64 + size;
-            }
-            for (user_id, (keys, bytes)) in released {
-                sqlx::query(RELEASE)
-                    .bind(keys)
-                    .bind(bytes)
-                    .bind(user_id)
-                    .execute(&mut *transaction)
-                    .await?;
-            }
-            Ok(Ok(()))
-        }))?;
-        outcome?;
-        Ok(candidates.len())
+        let (lock_users, lock_entries) = match self.backend() {
+            Backend::MySql => (&*MYSQL_SWEEP.lock_users, &*MYSQL_SWEEP.lock_entries),
+            Backend::Sqlite => (&*SQLITE_SWEEP.lock_users, &*SQLITE_SWEEP.lock_entries),
+        };
+        let delete = &*SQLITE_SWEEP.delete;
+        let deleted = on_connection!(self, connection => {
+            write_transaction!(connection, transaction => {
+                // The users' rows first, as stores take them, then the entries.
+                let mut locking_users = sqlx::query(sqlx::AssertSqlSafe(lock_users));
+                for user_id in &users {
+                    locking_users = locking_users.bind(*user_id);
+                }
+                locking_users.fetch_all(&mut *transaction).await?;
+                let mut locking = sqlx::query_as(sqlx::AssertSqlSafe(lock_entries));
+                for (user_id, key) in &padded {
+                    locking = locking.bind(*user_id).bind(key.as_str());
+                }
+                let expired: Vec<(i64, Vec<u8>, i64)> =
+                    locking.bind(now).fetch_all(&mut *transaction).await?;
+                let Some(first) = expired.first() else {
+                    return Ok(Ok(0));
+                };
+                let mut deleting = sqlx::query(sqlx::AssertSqlSafe(delete));
+                for (user_id, key, _) in expired.iter().chain(std::iter::repeat(first)).take(SWEEP_BATCH) {
+                    // As text: SQLite never finds a text key equal to a blob.
+                    let key = std::str::from_utf8(key).map_err(|error| sqlx::Error::Decode(error.into()))?;
+                    deleting = deleting.bind(*user_id).bind(key);
+                }
+                deleting.bind(now).execute(&mut *transaction).await?;
+                let mut released: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+                for (user_id, key, size) in &expired {
+                    let counts = released.entry(*user_id).or_default();
+                    counts.0 += 1;
+                    counts.1 += key.len() as i64 + size;
+                }
+                for (user_id, (keys, bytes)) in released {
+                    sqlx::query(RELEASE)
+                        .bind(keys)
+                        .bind(bytes)
+                        .bind(user_id)
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+                Ok(Ok(expired.len()))
+            })
+        })?;
+        Ok(deleted?)
     }
 }
+
+/// The sweep's statements of one backend, each with [`SWEEP_BATCH`] placeholders (or pairs).
+struct SweepStatements {
+    lock_users: String,
+    lock_entries: String,
+    delete: String,
+}
+
+impl SweepStatements {
+    /// The statements, with `lock` (` FOR UPDATE` or nothing) after the locking reads.
+    fn new(lock: &str) -> SweepStatements {
+        let users = vec!["id = ?"; SWEEP_BATCH].join(" OR ");
+        SweepStatements {
+            lock_users: format!("SELECT id FROM users WHERE {users}{lock}"),
+            lock_entries: format!(
+                "{}{lock}",
+                sweep_statement("SELECT user_id, entry_key, value_size FROM entries WHERE (")
+            ),
+            delete: sweep_statement("DELETE FROM entries WHERE ("),
+        }
+    }
+}
+
+static MYSQL_SWEEP: LazyLock<SweepStatements> =
+    LazyLock::new(|| SweepStatements::new(" FOR UPDATE"));
+static SQLITE_SWEEP: LazyLock<SweepStatements> = LazyLock::new(|| SweepStatements::new(""));
 
 /// A key read back from the database, where it was stored as UTF-8.
 fn stored_key(key: Vec<u8>) -> Result<String, StoreError> {
