@@ -79,6 +79,25 @@ pub struct ListedEntry {
     pub expires_at: Option<i64>,
 }
 
+/// A page of a listing with a prefix: one range of the primary key, `(user_id, entry_key)`
+/// from after the cursor and the prefix to the prefix's upper bound; expired rows in it are
+/// skipped, never counted.
+const LIST_BOUNDED: &str = "SELECT entry_key, etag, value_size, expires_at FROM entries \
+     WHERE user_id = ? AND entry_key > ? AND entry_key >= ? AND entry_key < ? \
+       AND (expires_at IS NULL OR expires_at > ?) \
+     ORDER BY entry_key LIMIT ?";
+
+/// [`LIST_BOUNDED`] for a prefix that has no upper bound (the empty one).
+const LIST_UNBOUNDED: &str = "SELECT entry_key, etag, value_size, expires_at FROM entries \
+     WHERE user_id = ? AND entry_key > ? AND entry_key >= ? \
+       AND (expires_at IS NULL OR expires_at > ?) \
+     ORDER BY entry_key LIMIT ?";
+
+/// The entries a sweep batch looks at: a range of the index on `expires_at`, read without
+/// locks.
+const SWEEP_CANDIDATES: &str = "SELECT user_id, entry_key FROM entries \
+     WHERE expires_at <= ? ORDER BY expires_at LIMIT ?";
+
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
     let since_epoch = SystemTime::now()
@@ -443,20 +462,11 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ListedEntry>, StoreError> {
-        const SELECT_BOUNDED: &str = "SELECT entry_key, etag, value_size, expires_at FROM entries \
-             WHERE user_id = ? AND entry_key > ? AND entry_key >= ? AND entry_key < ? \
-               AND (expires_at IS NULL OR expires_at > ?) \
-             ORDER BY entry_key LIMIT ?";
-        const SELECT_UNBOUNDED: &str = "SELECT entry_key, etag, value_size, expires_at \
-             FROM entries \
-             WHERE user_id = ? AND entry_key > ? AND entry_key >= ? \
-               AND (expires_at IS NULL OR expires_at > ?) \
-             ORDER BY entry_key LIMIT ?";
         let after = after.unwrap_or("");
         let upper = prefix_upper_bound(prefix);
         let now = now_millis();
         let rows: Vec<(Vec<u8>, String, i64, Option<i64>)> = match &upper {
-            Some(upper) => on_connection!(self, connection => sqlx::query_as(SELECT_BOUNDED)
+            Some(upper) => on_connection!(self, connection => sqlx::query_as(LIST_BOUNDED)
                 .bind(user_id)
                 .bind(after)
                 .bind(prefix)
@@ -465,7 +475,7 @@ impl Store {
                 .bind(i64::from(limit))
                 .fetch_all(connection)
                 .await)?,
-            None => on_connection!(self, connection => sqlx::query_as(SELECT_UNBOUNDED)
+            None => on_connection!(self, connection => sqlx::query_as(LIST_UNBOUNDED)
                 .bind(user_id)
                 .bind(after)
                 .bind(prefix)
@@ -495,12 +505,10 @@ impl Store {
     /// key; an entry is removed only if still expired, so that one a store replaced meanwhile
     /// stays, and no range of the index is ever locked against writers.
     pub async fn sweep_expired_batch(&self, now: i64) -> Result<usize, StoreError> {
-        const CANDIDATES: &str = "SELECT user_id, entry_key FROM entries \
-             WHERE expires_at <= ? ORDER BY expires_at LIMIT ?";
         const RELEASE: &str = "UPDATE users \
              SET entry_count = entry_count - ?, entry_bytes = entry_bytes - ? WHERE id = ?";
         let candidates: Vec<(i64, Vec<u8>)> = on_connection!(self, connection =>
-            sqlx::query_as(CANDIDATES)
+            sqlx::query_as(SWEEP_CANDIDATES)
                 .bind(now)
                 .bind(SWEEP_BATCH as i64)
                 .fetch_all(connection)
@@ -633,7 +641,180 @@ fn prefix_upper_bound(prefix: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
+    use sqlx::mysql::MySqlConnectOptions;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{AssertSqlSafe, Executor, Row};
+
     use super::*;
+    use crate::store::{ConnectOptions, PoolSettings};
+
+    const SETTINGS: PoolSettings = PoolSettings {
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+    };
+
+    /// 2,000 entries of two users, one in twenty expired, the rest without expiry: enough rows
+    /// for the planners to prefer an index to a scan when one serves.
+    const FILL: &str = "INSERT INTO users (id, username, username_key, email, password_hash, \
+             full_name, gender) VALUES (1, 'a', 'a', 'a@x.io', 'x', 'A', 'f'), \
+             (2, 'b', 'b', 'b@x.io', 'x', 'B', 'f')";
+
+    fn fill_entries() -> String {
+        let rows: Vec<String> = (0..2000)
+            .map(|n| {
+                let expiry = if n % 20 == 0 { "1000" } else { "NULL" };
+                format!("({}, 'k{n:05}', 'v', 1, 'tag', {expiry})", n % 2 + 1)
+            })
+            .collect();
+        format!(
+            "INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at) VALUES {}",
+            rows.join(", ")
+        )
+    }
+
+    /// The plan lines of `statement`, with `EXPLAIN` (MySQL) or `EXPLAIN QUERY PLAN` (SQLite)
+    /// in front, its parameters bound to `user_id = 1` and keys and times that select rows.
+    macro_rules! explain {
+        ($connection:expr, $explain:literal, $statement:expr, $binds:expr) => {{
+            let mut query = sqlx::query(AssertSqlSafe(format!("{} {}", $explain, $statement)));
+            for bind in $binds {
+                query = query.bind(bind);
+            }
+            query.fetch_all(&mut $connection).await.unwrap()
+        }};
+    }
+
+    #[tokio::test]
+    async fn on_sqlite_the_sweep_and_listing_read_index_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+        let store = Store::connect_lazy(ConnectOptions::from_url(&url).unwrap(), &SETTINGS);
+        store.migrate().await.unwrap();
+        let mut connection =
+            SqliteConnection::connect_with(&SqliteConnectOptions::from_str(&url).unwrap())
+                .await
+                .unwrap();
+        connection.execute(FILL).await.unwrap();
+        connection
+            .execute(AssertSqlSafe(fill_entries()))
+            .await
+            .unwrap();
+        connection.execute("ANALYZE").await.unwrap();
+
+        let detail = |rows: Vec<sqlx::sqlite::SqliteRow>| -> String {
+            rows.iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let sweep = detail(explain!(
+            connection,
+            "EXPLAIN QUERY PLAN",
+            SWEEP_CANDIDATES,
+            ["2000", "500"]
+        ));
+        assert_eq!(
+            sweep,
+            "SEARCH entries USING COVERING INDEX entries_expires_at (expires_at<?)"
+        );
+        let list = detail(explain!(
+            connection,
+            "EXPLAIN QUERY PLAN",
+            LIST_BOUNDED,
+            ["1", "", "k", "l", "2000", "101"]
+        ));
+        assert_eq!(
+            list,
+            "SEARCH entries USING PRIMARY KEY (user_id=? AND entry_key>? AND entry_key<?)"
+        );
+        let list = detail(explain!(
+            connection,
+            "EXPLAIN QUERY PLAN",
+            LIST_UNBOUNDED,
+            ["1", "", "", "2000", "101"]
+        ));
+        assert_eq!(
+            list,
+            "SEARCH entries USING PRIMARY KEY (user_id=? AND entry_key>?)"
+        );
+    }
+
+    /// The test server of `scripts/test.sh`; required under CI.
+    #[tokio::test]
+    async fn on_mysql_the_sweep_and_listing_read_index_ranges() {
+        let Some(server) = test_support::mysql_server_url("store::entries::tests::on_mysql") else {
+            return;
+        };
+        let name = test_support::unique_name("kv_plan");
+        let mut admin = MySqlConnection::connect(&server).await.unwrap();
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+            .await
+            .unwrap();
+        let url = format!("{server}/{name}");
+        let store = Store::connect_lazy(ConnectOptions::from_url(&url).unwrap(), &SETTINGS);
+        store.migrate().await.unwrap();
+        let mut connection =
+            MySqlConnection::connect_with(&MySqlConnectOptions::from_str(&url).unwrap())
+                .await
+                .unwrap();
+        connection.execute(FILL).await.unwrap();
+        connection
+            .execute(AssertSqlSafe(fill_entries()))
+            .await
+            .unwrap();
+        connection.execute("ANALYZE TABLE entries").await.unwrap();
+
+        // (type, key) of each table the plan reads.
+        let access = |rows: Vec<sqlx::mysql::MySqlRow>| -> Vec<(String, String)> {
+            rows.iter()
+                .map(|row| {
+                    let text = |column: &str| {
+                        row.try_get::<Option<String>, _>(column)
+                            .ok()
+                            .flatten()
+                            .or_else(|| {
+                                row.try_get::<Option<Vec<u8>>, _>(column)
+                                    .ok()
+                                    .flatten()
+                                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                            })
+                            .unwrap_or_default()
+                    };
+                    (text("type"), text("key"))
+                })
+                .collect()
+        };
+        let range = |key: &str| vec![("range".to_owned(), key.to_owned())];
+        let sweep = access(explain!(
+            connection,
+            "EXPLAIN",
+            SWEEP_CANDIDATES,
+            ["2000", "500"]
+        ));
+        assert_eq!(sweep, range("entries_expires_at"));
+        let list = access(explain!(
+            connection,
+            "EXPLAIN",
+            LIST_BOUNDED,
+            ["1", "", "k", "l", "2000", "101"]
+        ));
+        assert_eq!(list, range("PRIMARY"));
+        let list = access(explain!(
+            connection,
+            "EXPLAIN",
+            LIST_UNBOUNDED,
+            ["1", "", "", "2000", "101"]
+        ));
+        assert_eq!(list, range("PRIMARY"));
+        store.close().await;
+        admin
+            .execute(AssertSqlSafe(format!("DROP DATABASE `{name}`")))
+            .await
+            .unwrap();
+    }
 
     #[test]
     fn the_upper_bound_of_a_prefix_is_above_every_string_it_starts() {
