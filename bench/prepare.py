@@ -3,11 +3,15 @@
 
 Through the API (so that users, hashes and tokens are the service's own), registers USERS users
 and gets a token for each. In MariaDB (bulk INSERT ... SELECT from its sequence engine, in
-seconds): r0 .. r<KEYS-1> and u0 .. u<KEYS-1> for every user (retrieve and update), and
-d<t>-<n> for every wrk thread t and n < DELETE_KEYS, held by user n % USERS (delete).
+seconds): r0 .. r<KEYS-1> and u0 .. u<KEYS-1> for every user (retrieve and update),
+d<t>-<n> for every wrk thread t and n < DELETE_KEYS, held by user n % USERS (delete), and
+l00000 .. l<LIST_KEYS-1> for the first user only (list; zero-padded, so that byte order is
+numeric order). Every row is valid under the schema of issue 11: its own etag, value_size 64, no
+expiry; then each bench user's quota counters (entry_count, entry_bytes) are set from the
+aggregates of their entries, as the service would have kept them.
 
 Usage: prepare.py BASE_URL OUT_LUA --run ID --users N --keys N --delete-keys N --threads N
-       --mysql "mariadb --no-defaults -h127.0.0.1 -P33061 -ukv -p... kv_bench"
+       --list-keys N --mysql "mariadb --no-defaults -h127.0.0.1 -P33061 -ukv -p... kv_bench"
 """
 
 import argparse
@@ -21,6 +25,16 @@ import urllib.request
 
 PASSWORD = "Str0ng!Passw0rd"
 VALUE = "v" * 64  # a 64-byte value for every prepared entry
+
+# Sets the quota counters of the users in the temporary table `counted` (id) from their entries.
+SET_COUNTERS = """
+UPDATE users
+  JOIN counted ON counted.id = users.id
+  LEFT JOIN (SELECT e.user_id, COUNT(*) AS n, SUM(LENGTH(e.entry_key) + e.value_size) AS bytes
+             FROM entries e JOIN counted c ON c.id = e.user_id GROUP BY e.user_id) AS held
+    ON held.user_id = users.id
+  SET users.entry_count = COALESCE(held.n, 0), users.entry_bytes = COALESCE(held.bytes, 0);
+"""
 
 
 def post(url, body, timeout=30):
@@ -38,6 +52,14 @@ def lua_string(text):
     return json.dumps(text)  # a JSON string of ASCII is a valid Lua string literal
 
 
+def run_sql(mysql, sql, timeout=600):
+    result = subprocess.run(shlex.split(mysql) + ["--batch", "--skip-column-names"],
+                            input=sql, text=True, capture_output=True, timeout=timeout)
+    if result.returncode != 0:
+        sys.exit(f"prepare: SQL failed: {result.stderr.strip()}")
+    return result.stdout
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("base_url")
@@ -47,6 +69,7 @@ def main():
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--delete-keys", type=int, default=100000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--list-keys", type=int, default=10000)
     parser.add_argument("--mysql", required=True, help="client command line, database included")
     args = parser.parse_args()
 
@@ -68,31 +91,40 @@ def main():
         users.append({"name": name, "id": user_id, "token": body["data"]["access_token"]})
 
     ids = ",".join(f"({i},{u['id']})" for i, u in enumerate(users))
-    n_keys, n_del = args.keys, args.delete_keys
+    n_keys, n_del, n_list = args.keys, args.delete_keys, args.list_keys
+    # Valid rows under issue 11's schema: a tag of their own (32 hex digits), the value's size,
+    # no expiry. LPAD keeps l00000 .. l09999 in numeric order byte for byte.
+    columns = "INSERT INTO entries (user_id, entry_key, value, value_size, etag)"
+    tag = "MD5(CONCAT(u.id, '/', {}))"
+    key_rw, key_del = "CONCAT(p.prefix, s.seq)", "CONCAT('d', t.seq, '-', s.seq)"
+    key_list = f"CONCAT('l', LPAD(s.seq, {max(len(str(n_list - 1)), 5)}, '0'))"
+    list_insert = "" if n_list <= 0 else f"""{columns}
+  SELECT u.id, {key_list}, '{VALUE}', {len(VALUE)}, {tag.format(key_list)}
+  FROM bench_users u JOIN seq_0_to_{n_list - 1} s WHERE u.idx = 0;"""
     sql = f"""
 CREATE TEMPORARY TABLE bench_users (idx INT PRIMARY KEY, id BIGINT NOT NULL);
 INSERT INTO bench_users VALUES {ids};
-INSERT INTO entries (user_id, entry_key, value)
-  SELECT u.id, CONCAT(p.prefix, s.seq), '{VALUE}'
+{columns}
+  SELECT u.id, {key_rw}, '{VALUE}', {len(VALUE)}, {tag.format(key_rw)}
   FROM bench_users u JOIN seq_0_to_{n_keys - 1} s
   JOIN (SELECT 'r' AS prefix UNION ALL SELECT 'u') p;
-INSERT INTO entries (user_id, entry_key, value)
-  SELECT u.id, CONCAT('d', t.seq, '-', s.seq), '{VALUE}'
+{columns}
+  SELECT u.id, {key_del}, '{VALUE}', {len(VALUE)}, {tag.format(key_del)}
   FROM seq_1_to_{args.threads} t JOIN seq_0_to_{n_del - 1} s
   JOIN bench_users u ON u.idx = s.seq % {len(users)};
+{list_insert}
+CREATE TEMPORARY TABLE counted (id BIGINT PRIMARY KEY);
+INSERT INTO counted SELECT id FROM bench_users;
+{SET_COUNTERS}
 SELECT COUNT(*) FROM entries;
 """
-    result = subprocess.run(shlex.split(args.mysql) + ["--batch", "--skip-column-names"],
-                            input=sql, text=True, capture_output=True, timeout=300)
-    if result.returncode != 0:
-        sys.exit(f"prepare: SQL failed: {result.stderr.strip()}")
-    rows = int(result.stdout.split()[-1])
+    rows = int(run_sql(args.mysql, sql).split()[-1])
 
     with open(args.out, "w") as out:
         out.write(f"-- written by bench/prepare.py for run {args.run}\n")
         out.write(f"RUN = {lua_string(args.run)}\nPASSWORD = {lua_string(PASSWORD)}\n")
         out.write(f"VALUE = {lua_string(VALUE)}\nKEYS_PER_USER = {n_keys}\n")
-        out.write(f"DELETE_KEYS_PER_THREAD = {n_del}\nUSERS = {{\n")
+        out.write(f"DELETE_KEYS_PER_THREAD = {n_del}\nLIST_KEYS = {n_list}\nUSERS = {{\n")
         for u in users:
             out.write(f"  {{ name = {lua_string(u['name'])}, id = {u['id']}, "
                       f"token = {lua_string(u['token'])} }},\n")

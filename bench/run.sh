@@ -3,12 +3,12 @@
 # MariaDB point-select rate of the same run (mariadb-slap), statements per request, the
 # adapter's memory, the Lambda bootstraps' sizes and cold starts under bench/lambda-emulator.py.
 #
-#   bench/run.sh         from any directory; ~2 minutes once the release binaries are built
+#   bench/run.sh                           from any directory; ~2 minutes once the release binaries are built
 #
 # Environment: BENCH_DURATION=10s, BENCH_CONNECTIONS=16 (also the adapter's pool and the raw
 # clients), BENCH_THREADS=2, BENCH_MEMORY_CONNECTIONS=64, BENCH_COLD_STARTS=10, BENCH_KEEP_DB=1
 # (keep kv_bench), BENCH_BUILD=0 (measure the binaries already built), BENCH_ONLY="retrieve raw"
-# (a subset of: retrieve store update delete token register raw memory lambda).
+# (a subset of: retrieve store update delete list token register raw memory lambda).
 #
 # Exits non-zero only when the harness fails (a build, a tool, a missing measurement); a missed
 # target prints MISSED and exits 0.
@@ -26,7 +26,7 @@ RESULTS="$WORK/results.jsonl" DATA="$WORK/data.lua" DB=kv_bench
 DURATION="${BENCH_DURATION:-10s}" CONNECTIONS="${BENCH_CONNECTIONS:-16}" THREADS="${BENCH_THREADS:-2}"
 [[ "$DURATION" =~ ^([0-9]+)s?$ ]] || die "BENCH_DURATION must be seconds, like 10s"
 SECONDS_="${BASH_REMATCH[1]}"
-PHASES=" ${BENCH_ONLY:-retrieve store update delete token register raw memory lambda} "
+PHASES=" ${BENCH_ONLY:-retrieve store update delete list token register raw memory lambda} "
 wanted() { [[ "$PHASES" == *" $1 "* ]]; }
 record() { echo "BENCH_JSON $*" >>"$RESULTS"; }
 JWT_SECRET="bench-jwt-secret-0123456789abcdef0123456789"
@@ -108,15 +108,25 @@ record "{\"kind\":\"disk_probe\",\"log\":\"$WORK/disk-probe.log\"}"
 
 PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
+start_adapter() { # LOG [NAME=VALUE...]: the adapter on $BASE, as ADAPTER_PID, once /health answers
+    local out="$1"
+    # The bench users hold ~14,500 entries each, past the default
+    # quota of 10,000 keys: the limits are raised out of reach. The accounting itself (a
+    # conditional UPDATE of the user's counters in every write's transaction) still runs on
+    # every write, and is part of what store, update and delete measure.
+    env DATABASE_URL="$DATABASE_URL" DATABASE_MAX_CONNECTIONS="$CONNECTIONS" JWT_SECRET="$JWT_SECRET" \
+        HOST=127.0.0.1 PORT="$PORT" QUOTA_MAX_KEYS=10000000 QUOTA_MAX_BYTES=10000000000 RUST_LOG=warn \
+        "${@:2}" "$ADAPTER" >"$out" 2>&1 8>&- &
+    ADAPTER_PID=$!
+    for ((i = 0; i < 300; i++)); do
+        curl -fs "$BASE/health" >/dev/null && return 0
+        alive "$ADAPTER_PID" || { tail -20 "$out" >&2; die "the adapter exited"; }
+        sleep 0.1
+    done
+    die "the adapter did not answer /health within 30 s"
+}
 log "the adapter on $BASE (pool of $CONNECTIONS)"
-DATABASE_URL="$DATABASE_URL" DATABASE_MAX_CONNECTIONS="$CONNECTIONS" JWT_SECRET="$JWT_SECRET" HOST=127.0.0.1 \
-    PORT="$PORT" RUST_LOG=warn "$ADAPTER" >"$WORK/adapter.log" 2>&1 8>&- &
-ADAPTER_PID=$!
-for ((i = 0; i < 300; i++)); do
-    curl -fs "$BASE/health" >/dev/null && break
-    alive "$ADAPTER_PID" || { tail -20 "$WORK/adapter.log" >&2; die "the adapter exited"; }
-    sleep 0.1
-done
+start_adapter "$WORK/adapter.log"
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 wrk -t1 -c"$CONNECTIONS" -d2s "$BASE/health" >/dev/null # fills the pool
 sleep 2
@@ -126,7 +136,7 @@ echo "adapter idle after warm-up: VmRSS $IDLE_RSS kB"
 log "users, tokens and keys (bench/prepare.py)"
 RUN_ID="$(date +%s | tail -c 7)$$"
 python3 "$BENCH/prepare.py" "$BASE" "$DATA" --run "$RUN_ID" --users 16 --keys 1000 \
-    --delete-keys 100000 --threads "$THREADS" --mysql "$MYSQL $DB" || die "prepare failed"
+    --delete-keys 100000 --list-keys 10000 --threads "$THREADS" --mysql "$MYSQL $DB" || die "prepare failed"
 record "{\"kind\":\"config\",\"wrk\":\"-t$THREADS -c$CONNECTIONS -d$DURATION --latency\",\"phases\":\"$PHASES\"}"
 
 # CPU ticks of the adapter and mariadbd, the machine's busy, all and iowait ticks, and the time.
@@ -140,6 +150,14 @@ record_cpu() { # PHASE REQUESTS TICKS_BEFORE TICKS_AFTER
         printf "\"all_s\":%g,\"iowait_s\":%g,\"start\":%s,\"end\":%s}", (y[4] - x[4]) / hz, (y[5] - x[5]) / hz, x[6], y[6] }')"
 }
 counter() { $MYSQL -e "SHOW GLOBAL STATUS LIKE '$1'" | awk '{print $2}'; }
+status_json() { # NAME...: those global status counters of MariaDB as one JSON object (absent ones left out)
+    $MYSQL -e "SHOW GLOBAL STATUS WHERE Variable_name IN ($(printf "'%s'," "$@" | sed 's/,$//'))" |
+        jq -Rnc '[inputs | split("\t") | {(.[0]): (.[1] | tonumber)}] | add // {}'
+}
+# Per request: statement executions, pings, and the transactions the writes open and end.
+# Also the row lock waits (server-wide): stores of one user take turns on the user's row.
+SERVER_COUNTERS=(Com_stmt_execute Com_stmt_prepare Com_admin_commands Com_begin Com_commit Com_rollback
+    Innodb_row_lock_waits Innodb_row_lock_time)
 
 run_wrk() { # ENDPOINT CONNECTIONS [WRK OPTIONS]: sets WRK_JSON (the result) and REQUESTS
     local out="$WORK/wrk-$1-c$2.txt"
@@ -181,20 +199,46 @@ raw_reference() { # before|after|alone
     sleep 1
 }
 
-for endpoint in retrieve store update delete token register; do
+# Whether each user's quota counters equal the aggregates of their entries, and each entry's
+# value_size its value's length: after the write phases.
+check_counters() { # WHEN
+    local out users wrong entries sizes
+    out="$($MYSQL "$DB" -e "SELECT COUNT(*), COALESCE(SUM(u.entry_count <> COALESCE(h.n, 0)
+            OR u.entry_bytes <> COALESCE(h.bytes, 0)), 0), COALESCE(SUM(h.n), 0)
+        FROM users u LEFT JOIN (SELECT user_id, COUNT(*) AS n, SUM(LENGTH(entry_key) + value_size) AS bytes
+                                FROM entries GROUP BY user_id) h ON h.user_id = u.id;
+        SELECT COUNT(*) FROM entries WHERE value_size <> LENGTH(value)")" || die "the counters check failed"
+    read -r users wrong entries sizes <<<"$(tr "\n" " " <<<"$out")"
+    local examples
+    examples="$($MYSQL "$DB" -e "SELECT u.id, u.entry_count, COALESCE(h.n, 0), u.entry_bytes, COALESCE(h.bytes, 0)
+        FROM users u LEFT JOIN (SELECT user_id, COUNT(*) AS n, SUM(LENGTH(entry_key) + value_size) AS bytes
+                                FROM entries GROUP BY user_id) h ON h.user_id = u.id
+        WHERE u.entry_count <> COALESCE(h.n, 0) OR u.entry_bytes <> COALESCE(h.bytes, 0) LIMIT 5" |
+        awk '{printf "%suser %s: count %s (entries %s), bytes %s (entries %s)", (NR > 1 ? "; " : ""), $1, $2, $3, $4, $5}')"
+    record "$(jq -nc --arg when "$1" --argjson users "$users" --argjson wrong "$wrong" --argjson entries "$entries" \
+        --argjson sizes "$sizes" --arg examples "$examples" '{kind: "counters", when: $when, users: $users,
+        mismatched_users: $wrong, entries: $entries, wrong_value_sizes: $sizes, examples: $examples}')"
+    tail -n 1 "$RESULTS" | sed 's/^BENCH_JSON /  /'
+}
+
+for endpoint in retrieve store update delete list token register; do
     wanted "$endpoint" || continue
     if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference before; fi
-    executions="$(counter Com_stmt_execute)" pings="$(counter Com_admin_commands)" t0="$(ticks)"
+    commands0="$(status_json "${SERVER_COUNTERS[@]}")" t0="$(ticks)"
     # Argon2 answers take ~130 ms: wrk's default 2 s timeout would count a queue as errors.
     if [[ "$endpoint" == token || "$endpoint" == register ]]; then extra=(--timeout 10s); else extra=(); fi
     run_wrk "$endpoint" "$CONNECTIONS" "${extra[@]}"
     record "$WRK_JSON"
     record_cpu "$endpoint" "$REQUESTS" "$t0" "$(ticks)"
-    record "{\"kind\":\"server_commands\",\"endpoint\":\"$endpoint\",\"requests\":$REQUESTS,\"stmt_execute\":$(($(counter Com_stmt_execute) - executions)),\"admin_commands\":$(($(counter Com_admin_commands) - pings))}"
+    record "$(jq -nc --arg e "$endpoint" --argjson n "$REQUESTS" --argjson a "$commands0" \
+        --argjson b "$(status_json "${SERVER_COUNTERS[@]}")" '{kind: "server_commands", endpoint: $e, requests: $n,
+        stmt_execute: ($b.Com_stmt_execute - $a.Com_stmt_execute), admin_commands: ($b.Com_admin_commands - $a.Com_admin_commands),
+        counters: ($b | with_entries(.value -= ($a[.key] // 0)))}')"
     sleep 1
     if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference after; fi
 done
 if wanted raw && ! wanted retrieve; then raw_reference alone; fi
+if wanted store || wanted update || wanted delete; then check_counters "after the write phases"; fi
 
 if wanted memory; then
     connections="${BENCH_MEMORY_CONNECTIONS:-64}"

@@ -1,11 +1,12 @@
 -- The wrk script of every bench/run.sh phase: BENCH_ENDPOINT names the endpoint, BENCH_DATA the
 -- Lua file bench/prepare.py wrote (USERS with their ids and tokens, PASSWORD, VALUE, RUN, key
 -- counts). Each wrk thread numbers itself in setup(); requests are built from that thread id and
--- a per-thread counter, so that they are valid and, where needed, distinct. done() prints one
--- line `BENCH_JSON {...}`: the rate, latency percentiles and every status code counted.
+-- a per-thread counter, so that they are valid and, where needed, distinct. done() prints one line `BENCH_JSON {...}`: the rate, latency percentiles and
+-- every status code counted; for list, also the pages that were not 200 with LIST_LIMIT keys.
 
 dofile(assert(os.getenv("BENCH_DATA"), "BENCH_DATA is not set"))
 local endpoint = assert(os.getenv("BENCH_ENDPOINT"), "BENCH_ENDPOINT is not set")
+local LIST_LIMIT = 100
 
 local threads, next_tid = {}, 1
 function setup(thread)
@@ -15,8 +16,34 @@ function setup(thread)
 end
 
 tid, counter, codes = 0, 0, {} -- per thread (setup() sets tid)
+pages, short_pages, last_pages = 0, 0, 0 -- list: 200 answers, those without LIST_LIMIT keys, null cursors
+local cursor = nil -- list: the last next_cursor this thread saw (nil: from the first page)
 function init(args) math.randomseed(os.time() * 100 + tid) end
-function response(status, headers, body) codes[status] = (codes[status] or 0) + 1 end
+
+-- list: follows next_cursor (URL-safe base64 without padding: no encoding needed); null, the
+-- last page, starts again from the first. The thread's connections share one cursor, so a page
+-- may be asked for by several of them.
+local function follow(status, body)
+   if status ~= 200 then return end
+   pages = pages + 1
+   -- plain finds, no copy of the body: wrk's CPU is the server's on this machine
+   local keys, at = 0, 1
+   while true do
+      at = string.find(body, '"keyN":', at, true)
+      if not at then break end
+      keys, at = keys + 1, at + 7
+   end
+   if keys ~= LIST_LIMIT then short_pages = short_pages + 1 end
+   -- next_cursor ends the body: {"status":..,"data":{"keys":[..],"next_cursor":"<cursor>"|null}}
+   local next_cursor = string.match(body, '"next_cursor":"([%w_%-]+)"', math.max(1, #body - 300))
+   if next_cursor == nil then last_pages = last_pages + 1 end
+   cursor = next_cursor
+end
+
+function response(status, headers, body)
+   codes[status] = (codes[status] or 0) + 1
+   if endpoint == "list" then follow(status, body) end
+end
 
 local json = { ["Content-Type"] = "application/json" }
 local function auth(user, with_body)
@@ -61,6 +88,12 @@ local requests = {
          '"full_name":"Bench User","age":30,"gender":"other"}', name, name, PASSWORD)
       return wrk.format("POST", "/auth/register", json, body)
    end,
+   -- the first user's keys l*, LIST_LIMIT a page, from the last cursor this thread saw
+   list = function()
+      local path = "/data/list?prefix=l&limit=" .. LIST_LIMIT
+      if cursor then path = path .. "&cursor=" .. cursor end
+      return wrk.format("GET", path, auth(USERS[1]))
+   end,
 }
 local build = assert(requests[endpoint], "unknown BENCH_ENDPOINT " .. endpoint)
 function request()
@@ -69,9 +102,15 @@ function request()
 end
 
 function done(summary, latency, _)
-   local all, non2xx, parts = {}, 0, {}
+   local all, non2xx, parts, list = {}, 0, {}, ""
+   local listed = { pages = 0, short_pages = 0, last_pages = 0 }
    for _, thread in ipairs(threads) do
       for status, n in pairs(thread:get("codes") or {}) do all[status] = (all[status] or 0) + n end
+      for name in pairs(listed) do listed[name] = listed[name] + (thread:get(name) or 0) end
+   end
+   if endpoint == "list" then
+      list = string.format(',"list":{"limit":%d,"pages":%d,"short_pages":%d,"last_pages":%d}',
+         LIST_LIMIT, listed.pages, listed.short_pages, listed.last_pages)
    end
    for status, n in pairs(all) do
       if status < 200 or status > 299 then non2xx = non2xx + n end
@@ -82,8 +121,8 @@ function done(summary, latency, _)
    io.write(string.format(
       'BENCH_JSON {"endpoint":"%s","requests":%d,"seconds":%.3f,"rps":%.1f,' ..
       '"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,"mean_ms":%.3f,' ..
-      '"non2xx":%d,"codes":{%s},"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d}}\n',
+      '"non2xx":%d,"codes":{%s},"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d}%s}\n',
       endpoint, summary.requests, seconds, summary.requests / seconds, ms(50), ms(90), ms(99),
       latency.max / 1000.0, latency.mean / 1000.0, non2xx, table.concat(parts, ","),
-      e.connect, e.read, e.write, e.timeout))
+      e.connect, e.read, e.write, e.timeout, list))
 end
