@@ -10,8 +10,16 @@ numeric order). Every row is valid under the schema of issue 11: its own etag, v
 expiry; then each bench user's quota counters (entry_count, entry_bytes) are set from the
 aggregates of their entries, as the service would have kept them.
 
+With --expired N (the sweep phase; no API, no Lua file), it instead creates --expired-users
+users in SQL and N expired entries x<n>: entry n belongs to user n mod (extra users + bench
+users of --run) and expired an hour and N - n milliseconds ago, so that each sweep batch (500
+entries in expires_at order) touches 500 different users, the bench users among them; then sets
+the counters of all those users from the aggregates, so that the sweep's decrements must end
+exactly at what is left.
+
 Usage: prepare.py BASE_URL OUT_LUA --run ID --users N --keys N --delete-keys N --threads N
        --list-keys N --mysql "mariadb --no-defaults -h127.0.0.1 -P33061 -ukv -p... kv_bench"
+       prepare.py --run ID --expired N --expired-users N --mysql "..."
 """
 
 import argparse
@@ -25,6 +33,7 @@ import urllib.request
 
 PASSWORD = "Str0ng!Passw0rd"
 VALUE = "v" * 64  # a 64-byte value for every prepared entry
+HOUR_MS = 3_600_000
 
 # Sets the quota counters of the users in the temporary table `counted` (id) from their entries.
 SET_COUNTERS = """
@@ -60,18 +69,60 @@ def run_sql(mysql, sql, timeout=600):
     return result.stdout
 
 
+def prepare_expired(args):
+    """The sweep phase's data: --expired expired entries over --expired-users new users and the
+    bench users of --run."""
+    started = time.monotonic()
+    n, extra = args.expired, args.expired_users
+    base = int(time.time() * 1000) - HOUR_MS - n  # entry n expired at base + n
+    chunk = 100_000  # rows per INSERT: one transaction each, not one of a million rows
+    inserts = "\n".join(
+        f"INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at)"
+        f" SELECT su.id, CONCAT('x', s.seq), '{VALUE}', {len(VALUE)}, MD5(CONCAT(su.id, '/x', s.seq)),"
+        f" {base} + s.seq FROM seq_{lo}_to_{min(lo + chunk, n) - 1} s"
+        f" JOIN sweep_users su ON su.idx = s.seq % @users;"
+        for lo in range(0, n, chunk))
+    sql = f"""
+INSERT INTO users (username, username_key, email, password_hash, full_name, age, gender)
+  SELECT CONCAT('x{args.run}_', seq), CONCAT('x{args.run}_', seq), CONCAT('x{args.run}_', seq, '@bench.example'),
+         'not-a-hash', 'Sweep User', 30, 'other'
+  FROM seq_1_to_{extra};
+CREATE TEMPORARY TABLE sweep_users (idx INT PRIMARY KEY, id BIGINT NOT NULL);
+INSERT INTO sweep_users
+  SELECT ROW_NUMBER() OVER (ORDER BY id) - 1, id FROM users
+  WHERE username LIKE 'x{args.run}\\_%' OR username LIKE 'u{args.run}\\_%';
+SET @users = (SELECT COUNT(*) FROM sweep_users);
+{inserts}
+CREATE TEMPORARY TABLE counted (id BIGINT PRIMARY KEY);
+INSERT INTO counted SELECT id FROM sweep_users;
+{SET_COUNTERS}
+SELECT @users, COUNT(*) FROM entries WHERE expires_at <= {base + n};
+"""
+    users, expired = map(int, run_sql(args.mysql, sql, timeout=1800).split()[-2:])
+    if expired != n:
+        sys.exit(f"prepare: {expired} expired entries in the database, not {n}")
+    print(f"prepare: {n} expired entries over {users} users ({extra} new) in "
+          f"{time.monotonic() - started:.1f} s", file=sys.stderr)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("base_url")
-    parser.add_argument("out")
+    parser.add_argument("base_url", nargs="?")
+    parser.add_argument("out", nargs="?")
     parser.add_argument("--run", required=True)
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--delete-keys", type=int, default=100000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--list-keys", type=int, default=10000)
+    parser.add_argument("--expired", type=int, help="the sweep phase's data instead (see above)")
+    parser.add_argument("--expired-users", type=int, default=1000)
     parser.add_argument("--mysql", required=True, help="client command line, database included")
     args = parser.parse_args()
+    if args.expired is not None:
+        return prepare_expired(args)
+    if args.base_url is None or args.out is None:
+        parser.error("BASE_URL and OUT_LUA are required without --expired")
 
     started = time.monotonic()
     users = []

@@ -7,7 +7,9 @@ missing (the harness failed), whatever the targets say.
 """
 
 import json
+import re
 import sys
+from datetime import datetime
 
 MB = 1024 * 1024
 RATE_TARGETS = {  # endpoint -> (minimum req/s, target text)
@@ -22,6 +24,9 @@ RATE_TARGETS = {  # endpoint -> (minimum req/s, target text)
 P99_LIMIT_MS, RAW_RATIO = 20, 0.40  # p99 for the data endpoints; retrieve / mariadb-slap
 DATA_ENDPOINTS = ("retrieve", "store", "update", "delete", "list")
 IDLE_RSS_MB, PEAK_RSS_MB, BOOTSTRAP_MB, COLD_START_MS = 30, 100, 10, 50
+SWEEP_P99_LIMIT_MS = 50  # stores during the sweep
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z\s+(\w+)\s+(.*)$")
 
 
 def verdict(ok):
@@ -136,6 +141,11 @@ def main():
     elif disk is not None:
         print("Disk latency: the disk probe recorded no writes")
 
+    if "sweep" in kinds:
+        missed += sweep_summary(kinds["sweep"][0], kinds.get("sweep_slice", []), wrk.get("store"), slowest_write)
+    else:
+        expect("sweep", "sweep")
+
     if "memory" in kinds:
         m = kinds["memory"][0]
         idle, peak = m["idle_rss_kb"] / 1024, m["peak_hwm_kb"] / 1024
@@ -191,6 +201,117 @@ def main():
     for m in missing:
         print(f"HARNESS FAILURE: no measurement for {m}")
     sys.exit(1 if missing else 0)
+
+
+def log_time(text):
+    return datetime.fromisoformat(text + "+00:00").timestamp()
+
+
+def sweep_summary(sweep, slices, store, slowest_write):
+    """Prints the sweep phase's figures; returns its missed targets."""
+    missed = []
+    # The adapter's log: when it started serving (its first sweep starts then), each sweep's line.
+    serving, sweeps, problems = None, [], []
+    with open(sweep["log"]) as f:
+        for line in f:
+            m = LOG_TIME.match(ANSI.sub("", line).strip())
+            if not m:
+                continue
+            t, level, text = log_time(m.group(1)), m.group(2), m.group(3)
+            if "serving the key-value API" in text and serving is None:
+                serving = t
+            elif "swept expired entries" in text:
+                fields = dict(re.findall(r"(\w+)=(\d+)", text))
+                sweeps.append((t, int(fields.get("deleted", 0)), int(fields.get("batches", 0))))
+            if level in ("WARN", "ERROR"):
+                problems.append(text)
+    # The poller's samples: rows deleted server-wide, lock waits, undo history length.
+    samples = []
+    with open(sweep["poll"]) as f:
+        for line in f:
+            t, _, status = line.partition(" ")
+            try:
+                samples.append((float(t), json.loads(status)))
+            except ValueError:
+                pass
+    before, after = sweep["status_before"], sweep["status_after"]
+    deleted0 = before.get("Handler_delete", 0)
+    moving = [t for t, s in samples if s.get("Handler_delete", deleted0) > deleted0]
+    start = serving or sweep["adapter_start"]
+    end = sweeps[-1][0] if sweeps else sweep["done_at"]
+    deleted, batches = sum(d for _, d, _ in sweeps), sum(b for _, _, b in sweeps)
+    print(f"sweep of {sweep['entries']:,} expired entries ({sweep['new_users']} new users and the bench users; "
+          f"batches of 500; the adapter's log at info):")
+    if end is None:
+        print(f"  NOT FINISHED within {sweep['max_seconds']} s of stores: {sweep['left']:,} expired entries left")
+        missed.append(f"sweep: not finished in {sweep['max_seconds']} s, {sweep['left']} expired entries left")
+    else:
+        print(f"  {end - start:.1f} s from the adapter's start (its first sweep) to its last sweep line; "
+              f"{len(sweeps)} sweep lines, deleted={deleted:,} in batches={batches:,} "
+              f"({deleted / max(end - start, 1e-9):,.0f} entries/s); expired entries left after the run: {sweep['left']}")
+        if moving:
+            print(f"  the poller saw deletions from +{moving[0] - start:.1f} s to +{moving[-1] - start:.1f} s"
+                  + (f"; no expired entry left at +{sweep['done_at'] - start:.1f} s" if sweep["done_at"] else ""))
+        print("  sweep lines (time from start, deleted, batches): "
+              + ", ".join(f"+{t - start:.0f} s {d:,}/{b}" for t, d, b in sweeps))
+    if deleted != sweep["entries"]:
+        missed.append(f"sweep: the log's deleted={deleted} is not the {sweep['entries']} entries inserted")
+    if sweep["left"]:
+        missed.append(f"sweep: {sweep['left']} expired entries left")
+    if problems:
+        print(f"  adapter warnings/errors: {len(problems)}, the first: {problems[0][:300]}")
+        missed.append(f"sweep: {len(problems)} warnings or errors in the adapter's log")
+
+    during = [s for s in slices if not s.get("after") and (end is None or s["start"] < end)]
+    if not during:
+        missed.append("sweep: no store slice overlapped the sweep")
+        return missed
+    w = [s["wrk"] for s in during]
+    requests, seconds = sum(r["requests"] for r in w), sum(r["seconds"] for r in w)
+    codes = {}
+    for r in w:
+        for code, n in r["codes"].items():
+            codes[code] = codes.get(code, 0) + n
+    non2xx = sum(r["non2xx"] for r in w)
+    sockets = {k: sum(r["socket_errors"][k] for r in w) for k in w[0]["socket_errors"]}
+    p99 = max(r["p99_ms"] for r in w)
+    print(f"  stores during the sweep, wrk {sweep['slice']} slices {during[0]['index']}..{during[-1]['index']} "
+          f"({seconds:.0f} s): {requests / seconds:,.1f} req/s, p50 {min(r['p50_ms'] for r in w):.2f}-"
+          f"{max(r['p50_ms'] for r in w):.2f} ms, p99 <= {p99:.2f} ms (the slowest slice's; target < "
+          f"{SWEEP_P99_LIMIT_MS}: {verdict(p99 < SWEEP_P99_LIMIT_MS)}), max {max(r['max_ms'] for r in w):.1f} ms, "
+          f"codes {codes}, socket errors {sockets}")
+    print("    per slice (req/s, p50, p99 ms): " + ", ".join(
+        f"{s['index']}: {s['wrk']['rps']:,.0f} {s['wrk']['p50_ms']:.1f} {s['wrk']['p99_ms']:.1f}" for s in during))
+    for s in slices:
+        if s.get("after"):
+            r = s["wrk"]
+            print(f"  the same stores right after the sweep ({sweep['slice']}): {r['rps']:,.1f} req/s, "
+                  f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, non-2xx {r['non2xx']}")
+    if store:
+        print(f"  (the store phase, before: {store['rps']:,.1f} req/s, p50 {store['p50_ms']:.2f} ms, "
+              f"p99 {store['p99_ms']:.2f} ms)")
+    if p99 >= SWEEP_P99_LIMIT_MS:
+        worst = slowest_write("sweep")
+        missed.append(f"sweep: stores' p99 {p99:.1f} ms >= {SWEEP_P99_LIMIT_MS} ms in a slice"
+                      + ("" if worst is None else f" (the disk's slowest synced write meanwhile: {worst:.0f} ms)"))
+    if non2xx or any(sockets.values()):
+        missed.append(f"sweep: stores answered {codes}, socket errors {sockets} (a lock wait timeout is a 500)")
+
+    def delta(name):
+        return after[name] - before[name] if name in after and name in before else None
+    waits, wait_ms, deadlocks = delta("Innodb_row_lock_waits"), delta("Innodb_row_lock_time"), delta("Innodb_deadlocks")
+    history = [s["Innodb_history_list_length"] for _, s in samples if "Innodb_history_list_length" in s]
+    print(f"  MariaDB over the phase (server-wide): Innodb_row_lock_waits +{waits}"
+          + (f", row lock time +{wait_ms} ms ({wait_ms / waits:.1f} ms a wait)" if waits and wait_ms is not None else "")
+          + f", Innodb_row_lock_time_max {before.get('Innodb_row_lock_time_max')} -> {after.get('Innodb_row_lock_time_max')} ms"
+          f" (since the server started), Innodb_deadlocks "
+          + (f"+{deadlocks}" if deadlocks is not None else "not available")
+          + f"; innodb_lock_wait_timeout {sweep['lock_wait_timeout_s']} s"
+          + (f"; undo history length max {max(history):,}" if history else ""))
+    tx = {k[4:].upper(): delta(k) for k in ("Com_begin", "Com_commit", "Com_rollback", "Com_stmt_execute") if delta(k) is not None}
+    print(f"  statements over the phase (stores and sweep): {tx}; rows deleted +{delta('Handler_delete')}, "
+          f"inserted +{delta('Handler_write')} (Handler_delete, Handler_write)")
+    return missed
 
 
 if __name__ == "__main__":

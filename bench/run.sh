@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Performance harness of issue 4 (bench/README.md): the adapter on MariaDB under wrk, the raw
 # MariaDB point-select rate of the same run (mariadb-slap), statements per request, the
-# adapter's memory, the Lambda bootstraps' sizes and cold starts under bench/lambda-emulator.py.
+# adapter's memory, the Lambda bootstraps' sizes and cold starts under bench/lambda-emulator.py;
+# on request, stores during the sweep of a million expired entries (issue 11).
 #
 #   bench/run.sh                           from any directory; ~2 minutes once the release binaries are built
+#   BENCH_ONLY="store sweep" bench/run.sh  the sweep phase (not in the default list: it takes minutes)
 #
 # Environment: BENCH_DURATION=10s, BENCH_CONNECTIONS=16 (also the adapter's pool and the raw
 # clients), BENCH_THREADS=2, BENCH_MEMORY_CONNECTIONS=64, BENCH_COLD_STARTS=10, BENCH_KEEP_DB=1
 # (keep kv_bench), BENCH_BUILD=0 (measure the binaries already built), BENCH_ONLY="retrieve raw"
-# (a subset of: retrieve store update delete list token register raw memory lambda).
+# (a subset of: retrieve store update delete list token register raw memory lambda, all of them
+# by default, and sweep); for sweep: BENCH_SWEEP_ENTRIES=1000000, BENCH_SWEEP_USERS=1000 (new
+# users beside the bench users), BENCH_SWEEP_SLICE=10s (one wrk run), BENCH_SWEEP_MAX=900 (seconds
+# of stores at most, whether or not the sweep has finished).
 #
 # Exits non-zero only when the harness fails (a build, a tool, a missing measurement); a missed
 # target prints MISSED and exits 0.
@@ -32,13 +37,14 @@ record() { echo "BENCH_JSON $*" >>"$RESULTS"; }
 JWT_SECRET="bench-jwt-secret-0123456789abcdef0123456789"
 export BENCH_DATA="$DATA"
 
-ADAPTER_PID="" PROBE_PID=""
+ADAPTER_PID="" PROBE_PID="" POLLER_PID=""
 stop() { if [[ -n "$1" ]] && kill -TERM "$1" 2>/dev/null; then wait "$1" 2>/dev/null || true; fi; }
 # shellcheck disable=SC2317 # the EXIT trap calls it
 cleanup() {
     local status=$?
     stop "$ADAPTER_PID"
     stop "$PROBE_PID"
+    stop "$POLLER_PID"
     [[ -z "${MYSQL:-}" || "${BENCH_KEEP_DB:-0}" == 1 ]] || $MYSQL -e "DROP DATABASE IF EXISTS $DB" || true
     stop_services # MariaDB, if this run started it
     exit "$status"
@@ -110,7 +116,7 @@ PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 start_adapter() { # LOG [NAME=VALUE...]: the adapter on $BASE, as ADAPTER_PID, once /health answers
     local out="$1"
-    # The bench users hold ~14,500 entries each, past the default
+    # The bench users hold ~14,500 entries each (more during the sweep phase), past the default
     # quota of 10,000 keys: the limits are raised out of reach. The accounting itself (a
     # conditional UPDATE of the user's counters in every write's transaction) still runs on
     # every write, and is part of what store, update and delete measure.
@@ -159,11 +165,12 @@ status_json() { # NAME...: those global status counters of MariaDB as one JSON o
 SERVER_COUNTERS=(Com_stmt_execute Com_stmt_prepare Com_admin_commands Com_begin Com_commit Com_rollback
     Innodb_row_lock_waits Innodb_row_lock_time)
 
-run_wrk() { # ENDPOINT CONNECTIONS [WRK OPTIONS]: sets WRK_JSON (the result) and REQUESTS
-    local out="$WORK/wrk-$1-c$2.txt"
-    log "wrk $1: -t$THREADS -c$2 -d$DURATION ${*:3}"
-    BENCH_ENDPOINT="$1" timeout $((SECONDS_ + 60)) wrk -t"$THREADS" -c"$2" -d"$DURATION" --latency "${@:3}" \
-        -s "$BENCH/wrk.lua" "$BASE" >"$out" 2>&1 || { cat "$out" >&2; die "wrk $1 failed"; }
+run_wrk() { # ENDPOINT CONNECTIONS [WRK OPTIONS]: sets WRK_JSON (the result) and REQUESTS.
+    # WRK_DURATION (default $DURATION) and WRK_TAG (in the output's name and in stored keys) may be set.
+    local duration="${WRK_DURATION:-$DURATION}" out="$WORK/wrk-$1-c$2${WRK_TAG:-}.txt"
+    log "wrk $1: -t$THREADS -c$2 -d$duration ${*:3}"
+    BENCH_ENDPOINT="$1" BENCH_KEY_TAG="${WRK_TAG:-}" timeout $((${duration%s} + 60)) wrk -t"$THREADS" -c"$2" \
+        -d"$duration" --latency "${@:3}" -s "$BENCH/wrk.lua" "$BASE" >"$out" 2>&1 || { cat "$out" >&2; die "wrk $1 failed"; }
     WRK_JSON="$(grep '^BENCH_JSON ' "$out" | sed 's/^BENCH_JSON //')" || { cat "$out" >&2; die "wrk $1 printed no result"; }
     echo "  $WRK_JSON"
     REQUESTS="$(jq .requests <<<"$WRK_JSON")"
@@ -200,7 +207,7 @@ raw_reference() { # before|after|alone
 }
 
 # Whether each user's quota counters equal the aggregates of their entries, and each entry's
-# value_size its value's length: after the write phases.
+# value_size its value's length: after the write phases, and after the sweep.
 check_counters() { # WHEN
     local out users wrong entries sizes
     out="$($MYSQL "$DB" -e "SELECT COUNT(*), COALESCE(SUM(u.entry_count <> COALESCE(h.n, 0)
@@ -238,7 +245,7 @@ for endpoint in retrieve store update delete list token register; do
     if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference after; fi
 done
 if wanted raw && ! wanted retrieve; then raw_reference alone; fi
-if wanted store || wanted update || wanted delete; then check_counters "after the write phases"; fi
+if wanted store || wanted update || wanted delete || wanted sweep; then check_counters "after the write phases"; fi
 
 if wanted memory; then
     connections="${BENCH_MEMORY_CONNECTIONS:-64}"
@@ -267,6 +274,81 @@ if wanted memory; then
 fi
 stop "$ADAPTER_PID"
 ADAPTER_PID=""
+
+# Stores during the sweep of expired entries (issue 11): with the adapter above stopped,
+# BENCH_SWEEP_ENTRIES expired entries go into kv_bench by SQL; a fresh adapter, whose first sweep
+# starts at once, serves wrk store in slices of BENCH_SWEEP_SLICE until the sweep has removed them
+# all (then one slice more, without sweep, for comparison). A poller records every second the rows
+# MariaDB deleted, its row lock waits and its undo history, and when no expired entry is left.
+if wanted sweep; then
+    SWEEP_ENTRIES="${BENCH_SWEEP_ENTRIES:-1000000}" SWEEP_USERS="${BENCH_SWEEP_USERS:-1000}"
+    SLICE="${BENCH_SWEEP_SLICE:-10s}" SWEEP_MAX="${BENCH_SWEEP_MAX:-900}"
+    [[ "$SWEEP_ENTRIES$SWEEP_USERS$SWEEP_MAX" =~ ^[0-9]+$ && "$SLICE" =~ ^[0-9]+s?$ ]] ||
+        die "BENCH_SWEEP_ENTRIES, BENCH_SWEEP_USERS and BENCH_SWEEP_MAX must be numbers, BENCH_SWEEP_SLICE seconds"
+    SLICE="${SLICE%s}s"
+    log "sweep: $SWEEP_ENTRIES expired entries over $SWEEP_USERS new users and the bench users (bench/prepare.py --expired)"
+    python3 "$BENCH/prepare.py" --run "$RUN_ID" --expired "$SWEEP_ENTRIES" --expired-users "$SWEEP_USERS" \
+        --mysql "$MYSQL $DB" || die "prepare --expired failed"
+    # Handler_delete and Handler_write: rows deleted and inserted, server-wide (MariaDB 10.11 has no
+    # Innodb_rows_deleted).
+    LOCK_COUNTERS=(Innodb_row_lock_time_max Innodb_row_lock_current_waits Innodb_deadlocks Handler_delete
+        Handler_write Innodb_history_list_length "${SERVER_COUNTERS[@]}")
+    status0="$(status_json "${LOCK_COUNTERS[@]}")"
+    deleted0="$(jq '.Handler_delete // 0' <<<"$status0")"
+    poll="$WORK/sweep-poll.txt" done_file="$WORK/sweep-done"
+    rm -f "$done_file"
+    (   # "<unix time> <JSON>" every second; "<unix time>" in $done_file once none expired is left
+        for ((i = 0; i < SWEEP_MAX + 600; i++)); do
+            now="$(date +%s.%N)"
+            status="$(status_json Handler_delete Innodb_row_lock_waits Innodb_row_lock_current_waits \
+                Innodb_history_list_length)" || status='{}'
+            echo "$now $status"
+            # Server-wide, the count may include others' deletes: the table has the last word,
+            # asked when as many rows were deleted as were expired, and every 5 s.
+            if { (($(jq '.Handler_delete // 0' <<<"$status") - deleted0 >= SWEEP_ENTRIES)) || ((i % 5 == 4)); } &&
+                [[ "$($MYSQL "$DB" -e "SELECT EXISTS (SELECT 1 FROM entries WHERE expires_at <= $(date +%s%3N))")" == 0 ]]; then
+                echo "$now" >"$done_file"
+                break
+            fi
+            sleep 1
+        done
+    ) >"$poll" 2>&1 8>&- &
+    POLLER_PID=$!
+    log "the adapter on $BASE again (pool of $CONNECTIONS, RUST_LOG=info): its first sweep starts at once"
+    adapter_start="$(date +%s.%N)"
+    start_adapter "$WORK/adapter-sweep.log" RUST_LOG=info NO_COLOR=1
+    adapter_ready="$(date +%s.%N)" t0="$(ticks)" started=$SECONDS slice=0
+    while :; do
+        slice_start="$(date +%s.%N)"
+        WRK_DURATION="$SLICE" WRK_TAG="w$slice" run_wrk store "$CONNECTIONS"
+        record "{\"kind\":\"sweep_slice\",\"index\":$slice,\"start\":$slice_start,\"end\":$(date +%s.%N),\"wrk\":$WRK_JSON}"
+        slice=$((slice + 1))
+        [[ ! -e "$done_file" ]] || break
+        ((SECONDS - started < SWEEP_MAX)) || { log "the sweep has not finished after $SWEEP_MAX s of stores"; break; }
+    done
+    record_cpu sweep "$(jq -s '[.[] | select(.kind == "sweep_slice") | .wrk.requests] | add' \
+        <(sed -n 's/^BENCH_JSON //p' "$RESULTS"))" "$t0" "$(ticks)"
+    status1="$(status_json "${LOCK_COUNTERS[@]}")"
+    if [[ -e "$done_file" ]]; then # the same stores without a sweep, for comparison
+        slice_start="$(date +%s.%N)"
+        WRK_DURATION="$SLICE" WRK_TAG="after" run_wrk store "$CONNECTIONS"
+        record "{\"kind\":\"sweep_slice\",\"index\":$slice,\"after\":true,\"start\":$slice_start,\"end\":$(date +%s.%N),\"wrk\":$WRK_JSON}"
+    fi
+    stop "$POLLER_PID"
+    POLLER_PID=""
+    stop "$ADAPTER_PID"
+    ADAPTER_PID=""
+    left="$($MYSQL "$DB" -e "SELECT COUNT(*) FROM entries WHERE expires_at IS NOT NULL")"
+    record "$(jq -nc --argjson entries "$SWEEP_ENTRIES" --argjson users "$SWEEP_USERS" --argjson left "$left" \
+        --argjson adapter_start "$adapter_start" --argjson adapter_ready "$adapter_ready" \
+        --argjson done_at "$(cat "$done_file" 2>/dev/null || echo null)" --argjson before "$status0" \
+        --argjson after "$status1" --arg log "$WORK/adapter-sweep.log" --arg poll "$poll" --arg slice "$SLICE" \
+        --argjson max "$SWEEP_MAX" --argjson lock_wait_timeout "$($MYSQL -e 'SELECT @@innodb_lock_wait_timeout')" \
+        '{kind: "sweep", entries: $entries, new_users: $users, left: $left, adapter_start: $adapter_start,
+          adapter_ready: $adapter_ready, done_at: $done_at, status_before: $before, status_after: $after,
+          log: $log, poll: $poll, slice: $slice, max_seconds: $max, lock_wait_timeout_s: $lock_wait_timeout}')"
+    check_counters "after the sweep"
+fi
 
 if wanted lambda; then
     log "Lambda bootstrap sizes, as deployed (cargo lambda build --release --arm64)"

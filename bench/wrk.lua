@@ -1,11 +1,14 @@
 -- The wrk script of every bench/run.sh phase: BENCH_ENDPOINT names the endpoint, BENCH_DATA the
 -- Lua file bench/prepare.py wrote (USERS with their ids and tokens, PASSWORD, VALUE, RUN, key
 -- counts). Each wrk thread numbers itself in setup(); requests are built from that thread id and
--- a per-thread counter, so that they are valid and, where needed, distinct. done() prints one line `BENCH_JSON {...}`: the rate, latency percentiles and
+-- a per-thread counter, so that they are valid and, where needed, distinct (BENCH_KEY_TAG, if
+-- set, goes into the keys that store creates, so that several runs of store on one database each
+-- store new keys). done() prints one line `BENCH_JSON {...}`: the rate, latency percentiles and
 -- every status code counted; for list, also the pages that were not 200 with LIST_LIMIT keys.
 
 dofile(assert(os.getenv("BENCH_DATA"), "BENCH_DATA is not set"))
 local endpoint = assert(os.getenv("BENCH_ENDPOINT"), "BENCH_ENDPOINT is not set")
+local key_tag = os.getenv("BENCH_KEY_TAG") or ""
 local LIST_LIMIT = 100
 
 local threads, next_tid = {}, 1
@@ -60,7 +63,7 @@ local requests = {
    end,
    -- a key nobody holds yet (run id + thread id + counter), spread over the users
    store = function()
-      local body = string.format('{"keyN":"s%s-%d-%d","valueN":"%s"}', RUN, tid, counter, VALUE)
+      local body = string.format('{"keyN":"s%s%s-%d-%d","valueN":"%s"}', RUN, key_tag, tid, counter, VALUE)
       return wrk.format("POST", "/data/store", auth(USERS[counter % #USERS + 1], true), body)
    end,
    -- an existing key u0 .. u<KEYS_PER_USER-1> of a random user, with a new value each time
