@@ -11,15 +11,17 @@ expiry; then each bench user's quota counters (entry_count, entry_bytes) are set
 aggregates of their entries, as the service would have kept them.
 
 With --expired N (the sweep phase; no API, no Lua file), it instead creates --expired-users
-users in SQL and N expired entries x<n>: entry n belongs to user n mod (extra users + bench
-users of --run) and expired an hour and N - n milliseconds ago, so that each sweep batch (500
-entries in expires_at order) touches 500 different users, the bench users among them; then sets
-the counters of all those users from the aggregates, so that the sweep's decrements must end
-exactly at what is left.
+users in SQL and N expired entries x<n>, which expired an hour and N - n milliseconds ago (so the
+sweep takes them in the order of n). With --expired-layout spread (the default), entry n belongs
+to user n mod U (U: the new users and the bench users of --run), so that each sweep batch of 500
+touches 500 different users, the bench users among them; with clustered, to user n * U / N, so
+that each user's entries expire together and a batch touches one or two users. Then it sets the
+counters of all those users from the aggregates, so that the sweep's decrements must end exactly
+at what is left.
 
 Usage: prepare.py BASE_URL OUT_LUA --run ID --users N --keys N --delete-keys N --threads N
        --list-keys N --mysql "mariadb --no-defaults -h127.0.0.1 -P33061 -ukv -p... kv_bench"
-       prepare.py --run ID --expired N --expired-users N --mysql "..."
+       prepare.py --run ID --expired N --expired-users N --expired-layout spread|clustered --mysql "..."
 """
 
 import argparse
@@ -76,11 +78,12 @@ def prepare_expired(args):
     n, extra = args.expired, args.expired_users
     base = int(time.time() * 1000) - HOUR_MS - n  # entry n expired at base + n
     chunk = 100_000  # rows per INSERT: one transaction each, not one of a million rows
+    owner = "s.seq % @users" if args.expired_layout == "spread" else f"FLOOR(s.seq * @users / {n})"
     inserts = "\n".join(
         f"INSERT INTO entries (user_id, entry_key, value, value_size, etag, expires_at)"
         f" SELECT su.id, CONCAT('x', s.seq), '{VALUE}', {len(VALUE)}, MD5(CONCAT(su.id, '/x', s.seq)),"
         f" {base} + s.seq FROM seq_{lo}_to_{min(lo + chunk, n) - 1} s"
-        f" JOIN sweep_users su ON su.idx = s.seq % @users;"
+        f" JOIN sweep_users su ON su.idx = {owner};"
         for lo in range(0, n, chunk))
     sql = f"""
 INSERT INTO users (username, username_key, email, password_hash, full_name, age, gender)
@@ -101,7 +104,7 @@ SELECT @users, COUNT(*) FROM entries WHERE expires_at <= {base + n};
     users, expired = map(int, run_sql(args.mysql, sql, timeout=1800).split()[-2:])
     if expired != n:
         sys.exit(f"prepare: {expired} expired entries in the database, not {n}")
-    print(f"prepare: {n} expired entries over {users} users ({extra} new) in "
+    print(f"prepare: {n} expired entries over {users} users ({extra} new, {args.expired_layout}) in "
           f"{time.monotonic() - started:.1f} s", file=sys.stderr)
 
 
@@ -117,6 +120,7 @@ def main():
     parser.add_argument("--list-keys", type=int, default=10000)
     parser.add_argument("--expired", type=int, help="the sweep phase's data instead (see above)")
     parser.add_argument("--expired-users", type=int, default=1000)
+    parser.add_argument("--expired-layout", choices=["spread", "clustered"], default="spread")
     parser.add_argument("--mysql", required=True, help="client command line, database included")
     args = parser.parse_args()
     if args.expired is not None:

@@ -240,8 +240,9 @@ def sweep_summary(sweep, slices, store, slowest_write):
     start = serving or sweep["adapter_start"]
     end = sweeps[-1][0] if sweeps else sweep["done_at"]
     deleted, batches = sum(d for _, d, _ in sweeps), sum(b for _, _, b in sweeps)
-    print(f"sweep of {sweep['entries']:,} expired entries ({sweep['new_users']} new users and the bench users; "
-          f"batches of 500; the adapter's log at info):")
+    layout = {"spread": "spread: each batch touches 500 users", "clustered": "clustered: each batch touches 1-2 users"}
+    print(f"sweep of {sweep['entries']:,} expired entries ({sweep['new_users']} new users and the bench users, "
+          f"{layout.get(sweep.get('layout', 'spread'))}; batches of 500; the adapter's log at info):")
     if end is None:
         print(f"  NOT FINISHED within {sweep['max_seconds']} s of stores: {sweep['left']:,} expired entries left")
         missed.append(f"sweep: not finished in {sweep['max_seconds']} s, {sweep['left']} expired entries left")

@@ -12,7 +12,7 @@
 # (keep kv_bench), BENCH_BUILD=0 (measure the binaries already built), BENCH_ONLY="retrieve raw"
 # (a subset of: retrieve store update delete list token register raw memory lambda, all of them
 # by default, and sweep); for sweep: BENCH_SWEEP_ENTRIES=1000000, BENCH_SWEEP_USERS=1000 (new
-# users beside the bench users), BENCH_SWEEP_SLICE=10s (one wrk run), BENCH_SWEEP_MAX=900 (seconds
+# users beside the bench users), BENCH_SWEEP_LAYOUT=spread (or clustered: see prepare.py), BENCH_SWEEP_SLICE=10s (one wrk run), BENCH_SWEEP_MAX=900 (seconds
 # of stores at most, whether or not the sweep has finished).
 #
 # Exits non-zero only when the harness fails (a build, a tool, a missing measurement); a missed
@@ -282,13 +282,13 @@ ADAPTER_PID=""
 # MariaDB deleted, its row lock waits and its undo history, and when no expired entry is left.
 if wanted sweep; then
     SWEEP_ENTRIES="${BENCH_SWEEP_ENTRIES:-1000000}" SWEEP_USERS="${BENCH_SWEEP_USERS:-1000}"
-    SLICE="${BENCH_SWEEP_SLICE:-10s}" SWEEP_MAX="${BENCH_SWEEP_MAX:-900}"
+    SLICE="${BENCH_SWEEP_SLICE:-10s}" SWEEP_MAX="${BENCH_SWEEP_MAX:-900}" LAYOUT="${BENCH_SWEEP_LAYOUT:-spread}"
     [[ "$SWEEP_ENTRIES$SWEEP_USERS$SWEEP_MAX" =~ ^[0-9]+$ && "$SLICE" =~ ^[0-9]+s?$ ]] ||
         die "BENCH_SWEEP_ENTRIES, BENCH_SWEEP_USERS and BENCH_SWEEP_MAX must be numbers, BENCH_SWEEP_SLICE seconds"
     SLICE="${SLICE%s}s"
-    log "sweep: $SWEEP_ENTRIES expired entries over $SWEEP_USERS new users and the bench users (bench/prepare.py --expired)"
+    log "sweep: $SWEEP_ENTRIES expired entries over $SWEEP_USERS new users and the bench users, $LAYOUT (bench/prepare.py --expired)"
     python3 "$BENCH/prepare.py" --run "$RUN_ID" --expired "$SWEEP_ENTRIES" --expired-users "$SWEEP_USERS" \
-        --mysql "$MYSQL $DB" || die "prepare --expired failed"
+        --expired-layout "$LAYOUT" --mysql "$MYSQL $DB" || die "prepare --expired failed"
     # Handler_delete and Handler_write: rows deleted and inserted, server-wide (MariaDB 10.11 has no
     # Innodb_rows_deleted).
     LOCK_COUNTERS=(Innodb_row_lock_time_max Innodb_row_lock_current_waits Innodb_deadlocks Handler_delete
@@ -339,12 +339,12 @@ if wanted sweep; then
     stop "$ADAPTER_PID"
     ADAPTER_PID=""
     left="$($MYSQL "$DB" -e "SELECT COUNT(*) FROM entries WHERE expires_at IS NOT NULL")"
-    record "$(jq -nc --argjson entries "$SWEEP_ENTRIES" --argjson users "$SWEEP_USERS" --argjson left "$left" \
+    record "$(jq -nc --argjson entries "$SWEEP_ENTRIES" --argjson users "$SWEEP_USERS" --argjson left "$left" --arg layout "$LAYOUT" \
         --argjson adapter_start "$adapter_start" --argjson adapter_ready "$adapter_ready" \
         --argjson done_at "$(cat "$done_file" 2>/dev/null || echo null)" --argjson before "$status0" \
         --argjson after "$status1" --arg log "$WORK/adapter-sweep.log" --arg poll "$poll" --arg slice "$SLICE" \
         --argjson max "$SWEEP_MAX" --argjson lock_wait_timeout "$($MYSQL -e 'SELECT @@innodb_lock_wait_timeout')" \
-        '{kind: "sweep", entries: $entries, new_users: $users, left: $left, adapter_start: $adapter_start,
+        '{kind: "sweep", entries: $entries, new_users: $users, layout: $layout, left: $left, adapter_start: $adapter_start,
           adapter_ready: $adapter_ready, done_at: $done_at, status_before: $before, status_after: $after,
           log: $log, poll: $poll, slice: $slice, max_seconds: $max, lock_wait_timeout_s: $lock_wait_timeout}')"
     check_counters "after the sweep"
