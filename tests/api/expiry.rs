@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use futures::future::join_all;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -15,6 +17,7 @@ on_both_backends!(
     store_sets_an_expiry_and_null_or_absent_means_never,
     update_keeps_clears_or_sets_the_expiry,
     the_sweep_removes_only_expired_entries_and_frees_their_quota,
+    stores_that_replace_expired_keys_while_the_sweep_runs_are_all_kept,
 );
 
 async fn store_with_ttl(
@@ -294,6 +297,59 @@ async fn the_sweep_removes_only_expired_entries_and_frees_their_quota(app: TestA
     assert_eq!(app.db.usage(other_id).await, (0, 0));
     assert_eq!(app.retrieve(&token, "young").await.status, 200);
     assert_eq!(app.retrieve(&token, "forever").await.status, 200);
+}
+
+async fn stores_that_replace_expired_keys_while_the_sweep_runs_are_all_kept(app: TestApp) {
+    const KEYS: usize = 200;
+    let (user_id, token) = app.user_with_token("replacer").await;
+    let (other_id, other_token) = app.user_with_token("lapsed").await;
+    let keys: Vec<String> = (0..KEYS).map(|index| format!("k{index:03}")).collect();
+    for key in &keys {
+        assert_eq!(app.store(&token, key, "old value").await.status, 200);
+        assert_eq!(app.store(&other_token, key, "old value").await.status, 200);
+    }
+    app.db.expire_all(user_id).await;
+    app.db.expire_all(other_id).await;
+
+    // The sweep runs batch after batch while every expired key of the first user is stored
+    // again: a store may find its key's old entry or not, and the sweep may find it expired
+    // or replaced.
+    let sweeping = async {
+        let mut removed = 0;
+        for _ in 0..20 {
+            removed += app
+                .state
+                .store
+                .sweep_expired_batch(now_millis())
+                .await
+                .expect("the sweep runs");
+        }
+        removed
+    };
+    let storing = join_all(keys.iter().map(|key| app.store(&token, key, "new value")));
+    let (removed, answers) = tokio::join!(sweeping, storing);
+
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    assert!(
+        (KEYS..=2 * KEYS).contains(&removed),
+        "the sweep removed {removed} entries"
+    );
+    for key in &keys {
+        assert_eq!(
+            app.db.value_of(user_id, key).await.as_deref(),
+            Some("new value")
+        );
+        assert_eq!(app.db.expiry_of(user_id, key).await, Some(None));
+    }
+    assert_eq!(app.db.entry_count(other_id).await, 0);
+    assert_eq!(app.db.usage(other_id).await, (0, 0));
+    assert_eq!(
+        app.db.usage(user_id).await,
+        app.db.actual_usage(user_id).await
+    );
+    assert_eq!(app.db.actual_usage(user_id).await.0, KEYS as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -706,6 +706,18 @@ impl TestDatabase {
             .expect("the entry can be changed"))
     }
 
+    /// Makes every entry of a user expired a minute ago.
+    pub async fn expire_all(&self, user_id: i64) {
+        let past = kv_shared::store::now_millis() - 60_000;
+        on_db!(self, pool => sqlx::query("UPDATE entries SET expires_at = ? WHERE user_id = ?")
+            .bind(past)
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(drop)
+            .expect("the entries can be changed"))
+    }
+
     /// How many users there are.
     pub async fn user_count(&self) -> i64 {
         on_db!(self, pool => sqlx::query("SELECT COUNT(*) FROM users")

@@ -1,14 +1,15 @@
 //! The entries of users: writes that keep each user's quota counters and entity tags, reads that
 //! never see an expired entry, keyset listing, and the sweep of expired entries.
 //!
-//! Every write is one transaction that takes its locks in one order, the entry's row first and
-//! then its user's: the entry's row decides whether the key exists and whether `If-Match` holds,
-//! and a conditional `UPDATE` of the user's counters decides the quota, so that neither is ever
-//! settled by a read another request could invalidate. On MySQL the entry's row is read with
-//! `FOR UPDATE`; on SQLite the transaction starts with `BEGIN IMMEDIATE`, which makes writers
-//! take turns. A transaction that MySQL ends in a deadlock is tried again.
+//! Every write is one transaction. The entry's row decides whether the key exists and whether
+//! `If-Match` holds, and a conditional `UPDATE` of the user's counters decides the quota, so that
+//! neither is ever settled by a read another request could invalidate. Updates and deletes lock
+//! the entry's row first, then the user's, and so does the sweep; stores lock the user's row
+//! first, since the entry may not exist yet. On MySQL the entry's row is read with `FOR UPDATE`, and a
+//! transaction that ends in a deadlock between the two orders is tried again; on SQLite the
+//! transaction starts with `BEGIN IMMEDIATE`, which makes writers take turns.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -500,13 +501,12 @@ impl Store {
     /// epoch) in one short transaction, and stops counting them against their users. Returns
     /// how many it removed: 0 when none was left.
     ///
-    /// The candidates are found without locks, through the index on `expires_at`. Their users'
-    /// rows are then locked, as a store locks them, before the entries themselves, by primary
-    /// key; an entry is removed only if still expired, so that one a store replaced meanwhile
-    /// stays, and no range of the index is ever locked against writers.
+    /// The candidates are found without locks, through the index on `expires_at`, then locked
+    /// by primary key; an entry is removed only if still expired, so that one a store replaced
+    /// meanwhile stays, and no range of the index is ever locked against writers. The users'
+    /// counters come last, in one statement, so that their rows (which every store of those
+    /// users waits for) stay locked only from that statement to the commit.
     pub async fn sweep_expired_batch(&self, now: i64) -> Result<usize, StoreError> {
-        const RELEASE: &str = "UPDATE users \
-             SET entry_count = entry_count - ?, entry_bytes = entry_bytes - ? WHERE id = ?";
         let candidates: Vec<(i64, Vec<u8>)> = on_connection!(self, connection =>
             sqlx::query_as(SWEEP_CANDIDATES)
                 .bind(now)
@@ -527,26 +527,13 @@ impl Store {
             .chain(std::iter::repeat(last))
             .take(SWEEP_BATCH)
             .collect();
-        let users: BTreeSet<i64> = candidates.iter().map(|(user_id, _)| *user_id).collect();
-        let users: Vec<i64> = users
-            .iter()
-            .chain(std::iter::repeat(&last.0))
-            .take(SWEEP_BATCH)
-            .copied()
-            .collect();
-        let (lock_users, lock_entries) = match self.backend() {
-            Backend::MySql => (&*MYSQL_SWEEP.lock_users, &*MYSQL_SWEEP.lock_entries),
-            Backend::Sqlite => (&*SQLITE_SWEEP.lock_users, &*SQLITE_SWEEP.lock_entries),
+        let lock_entries = match self.backend() {
+            Backend::MySql => &*MYSQL_SWEEP.lock_entries,
+            Backend::Sqlite => &*SQLITE_SWEEP.lock_entries,
         };
-        let delete = &*SQLITE_SWEEP.delete;
+        let (delete, release) = (&*SQLITE_SWEEP.delete, &*SQLITE_SWEEP.release);
         let deleted = on_connection!(self, connection => {
             write_transaction!(connection, transaction => {
-                // The users' rows first, as stores take them, then the entries.
-                let mut locking_users = sqlx::query(sqlx::AssertSqlSafe(lock_users));
-                for user_id in &users {
-                    locking_users = locking_users.bind(*user_id);
-                }
-                locking_users.fetch_all(&mut *transaction).await?;
                 let mut locking = sqlx::query_as(sqlx::AssertSqlSafe(lock_entries));
                 for (user_id, key) in &padded {
                     locking = locking.bind(*user_id).bind(key.as_str());
@@ -569,14 +556,23 @@ impl Store {
                     counts.0 += 1;
                     counts.1 += key.len() as i64 + size;
                 }
-                for (user_id, (keys, bytes)) in released {
-                    sqlx::query(RELEASE)
-                        .bind(keys)
-                        .bind(bytes)
-                        .bind(user_id)
-                        .execute(&mut *transaction)
-                        .await?;
+                let padded_release: Vec<(i64, i64, i64)> = released
+                    .iter()
+                    .map(|(user_id, (keys, bytes))| (*user_id, *keys, *bytes))
+                    .chain(std::iter::repeat((first.0, 0, 0)))
+                    .take(SWEEP_BATCH)
+                    .collect();
+                let mut releasing = sqlx::query(sqlx::AssertSqlSafe(release));
+                for (user_id, keys, _) in &padded_release {
+                    releasing = releasing.bind(*user_id).bind(*keys);
                 }
+                for (user_id, _, bytes) in &padded_release {
+                    releasing = releasing.bind(*user_id).bind(*bytes);
+                }
+                for (user_id, _, _) in &padded_release {
+                    releasing = releasing.bind(*user_id);
+                }
+                releasing.execute(&mut *transaction).await?;
                 Ok(Ok(expired.len()))
             })
         })?;
@@ -586,22 +582,21 @@ impl Store {
 
 /// The sweep's statements of one backend, each with [`SWEEP_BATCH`] placeholders (or pairs).
 struct SweepStatements {
-    lock_users: String,
     lock_entries: String,
     delete: String,
+    release: String,
 }
 
 impl SweepStatements {
     /// The statements, with `lock` (` FOR UPDATE` or nothing) after the locking reads.
     fn new(lock: &str) -> SweepStatements {
-        let users = vec!["id = ?"; SWEEP_BATCH].join(" OR ");
         SweepStatements {
-            lock_users: format!("SELECT id FROM users WHERE {users}{lock}"),
             lock_entries: format!(
                 "{}{lock}",
                 sweep_statement("SELECT user_id, entry_key, value_size FROM entries WHERE (")
             ),
             delete: sweep_statement("DELETE FROM entries WHERE ("),
+            release: release_statement(),
         }
     }
 }
@@ -621,6 +616,18 @@ fn stored_key(key: Vec<u8>) -> Result<String, StoreError> {
 fn sweep_statement(start: &str) -> String {
     let matches = vec!["(user_id = ? AND entry_key = ?)"; SWEEP_BATCH].join(" OR ");
     format!("{start}{matches}) AND expires_at <= ?")
+}
+
+/// One `UPDATE` that lowers the counters of [`SWEEP_BATCH`] users, each by its own amounts:
+/// `(user, keys)` pairs, then `(user, bytes)` pairs, then the users. A user repeated as padding
+/// after its pairs changes nothing, since the first matching `WHEN` wins.
+fn release_statement() -> String {
+    let cases = vec!["WHEN ? THEN ?"; SWEEP_BATCH].join(" ");
+    let users = vec!["?"; SWEEP_BATCH].join(", ");
+    format!(
+        "UPDATE users SET entry_count = entry_count - CASE id {cases} ELSE 0 END, \
+         entry_bytes = entry_bytes - CASE id {cases} ELSE 0 END WHERE id IN ({users})"
+    )
 }
 
 /// The least string greater than every string that starts with `prefix`, in byte order (which
