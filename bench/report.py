@@ -54,9 +54,12 @@ def main():
             disk = [tuple(map(float, line.split())) for line in f if len(line.split()) == 2]
     windows = {c["phase"]: (c["start"], c["end"]) for c in kinds.get("cpu", [])}
 
-    def slowest_write(phase):
-        during = [ms for t, ms in disk or [] if phase in windows and windows[phase][0] <= t < windows[phase][1]]
+    def slowest_write_between(start, end):
+        during = [ms for t, ms in disk or [] if start <= t < end]
         return max(during) if during else None
+
+    def slowest_write(phase):
+        return slowest_write_between(*windows[phase]) if phase in windows else None
 
     raws = kinds.get("raw", [])
     raw = sum(r["qps"] for r in raws) / len(raws) if raws else None
@@ -142,7 +145,8 @@ def main():
         print("Disk latency: the disk probe recorded no writes")
 
     if "sweep" in kinds:
-        missed += sweep_summary(kinds["sweep"][0], kinds.get("sweep_slice", []), wrk.get("store"), slowest_write)
+        missed += sweep_summary(kinds["sweep"][0], kinds.get("sweep_slice", []), wrk.get("store"), slowest_write,
+                                slowest_write_between)
     else:
         expect("sweep", "sweep")
 
@@ -207,7 +211,7 @@ def log_time(text):
     return datetime.fromisoformat(text + "+00:00").timestamp()
 
 
-def sweep_summary(sweep, slices, store, slowest_write):
+def sweep_summary(sweep, slices, store, slowest_write, slowest_write_between):
     """Prints the sweep phase's figures; returns its missed targets."""
     missed = []
     # The adapter's log: when it started serving (its first sweep starts then), each sweep's line.
@@ -275,14 +279,22 @@ def sweep_summary(sweep, slices, store, slowest_write):
             codes[code] = codes.get(code, 0) + n
     non2xx = sum(r["non2xx"] for r in w)
     sockets = {k: sum(r["socket_errors"][k] for r in w) for k in w[0]["socket_errors"]}
-    p99 = max(r["p99_ms"] for r in w)
+    slowest = max(r["p99_ms"] for r in w)
+    # The target is the p99 of all the stores during the sweep: under 50 ms when fewer than 1 %
+    # of them took longer (each slice counts its requests over 50 ms).
+    if any("over_50ms" not in r for r in w):
+        sys.exit("report: a sweep slice has no over_50ms (wrk.lua older than this report)")
+    over = sum(r["over_50ms"] for r in w)
+    met = over < requests / 100
     print(f"  stores during the sweep, wrk {sweep['slice']} slices {during[0]['index']}..{during[-1]['index']} "
           f"({seconds:.0f} s): {requests / seconds:,.1f} req/s, p50 {min(r['p50_ms'] for r in w):.2f}-"
-          f"{max(r['p50_ms'] for r in w):.2f} ms, p99 <= {p99:.2f} ms (the slowest slice's; target < "
-          f"{SWEEP_P99_LIMIT_MS}: {verdict(p99 < SWEEP_P99_LIMIT_MS)}), max {max(r['max_ms'] for r in w):.1f} ms, "
+          f"{max(r['p50_ms'] for r in w):.2f} ms; {over:,} of {requests:,} took over {SWEEP_P99_LIMIT_MS} ms "
+          f"({100 * over / requests:.2f} %), so their p99 is {'under' if met else 'at or over'} {SWEEP_P99_LIMIT_MS} ms "
+          f"(target: {verdict(met)}); the slowest slice's p99 {slowest:.2f} ms, max {max(r['max_ms'] for r in w):.1f} ms, "
           f"codes {codes}, socket errors {sockets}")
-    print("    per slice (req/s, p50, p99 ms): " + ", ".join(
-        f"{s['index']}: {s['wrk']['rps']:,.0f} {s['wrk']['p50_ms']:.1f} {s['wrk']['p99_ms']:.1f}" for s in during))
+    print("    per slice (req/s, p50, p99 ms, the disk's slowest synced write ms): " + ", ".join(
+        f"{s['index']}: {s['wrk']['rps']:,.0f} {s['wrk']['p50_ms']:.1f} {s['wrk']['p99_ms']:.1f} "
+        f"{slowest_write_between(s['start'], s['end']) or 0:.0f}" for s in during))
     for s in slices:
         if s.get("after"):
             r = s["wrk"]
@@ -291,9 +303,9 @@ def sweep_summary(sweep, slices, store, slowest_write):
     if store:
         print(f"  (the store phase, before: {store['rps']:,.1f} req/s, p50 {store['p50_ms']:.2f} ms, "
               f"p99 {store['p99_ms']:.2f} ms)")
-    if p99 >= SWEEP_P99_LIMIT_MS:
+    if not met:
         worst = slowest_write("sweep")
-        missed.append(f"sweep: stores' p99 {p99:.1f} ms >= {SWEEP_P99_LIMIT_MS} ms in a slice"
+        missed.append(f"sweep: {over} of {requests} stores over {SWEEP_P99_LIMIT_MS} ms, p99 >= {SWEEP_P99_LIMIT_MS} ms"
                       + ("" if worst is None else f" (the disk's slowest synced write meanwhile: {worst:.0f} ms)"))
     if non2xx or any(sockets.values()):
         missed.append(f"sweep: stores answered {codes}, socket errors {sockets} (a lock wait timeout is a 500)")
