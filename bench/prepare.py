@@ -118,6 +118,7 @@ def main():
     parser.add_argument("--delete-keys", type=int, default=100000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--list-keys", type=int, default=10000)
+    parser.add_argument("--refresh-sessions", type=int, default=64)
     parser.add_argument("--expired", type=int, help="the sweep phase's data instead (see above)")
     parser.add_argument("--expired-users", type=int, default=1000)
     parser.add_argument("--expired-layout", choices=["spread", "clustered"], default="spread")
@@ -144,6 +145,16 @@ def main():
         if status != 200:
             sys.exit(f"prepare: token for {name} answered {status}: {body}")
         users.append({"name": name, "id": user_id, "token": body["data"]["access_token"]})
+
+    # Sessions for the refresh phase: one login each, the users in turn; wrk follows each
+    # session's refresh tokens, since each one is good for one refresh.
+    refresh_tokens = []
+    for i in range(args.refresh_sessions):
+        name = users[i % len(users)]["name"]
+        status, body = post(f"{args.base_url}/auth/token", {"username": name, "password": PASSWORD})
+        if status != 200:
+            sys.exit(f"prepare: token for {name} answered {status}: {body}")
+        refresh_tokens.append(body["data"]["refresh_token"])
 
     ids = ",".join(f"({i},{u['id']})" for i, u in enumerate(users))
     n_keys, n_del, n_list = args.keys, args.delete_keys, args.list_keys
@@ -183,8 +194,11 @@ SELECT COUNT(*) FROM entries;
         for u in users:
             out.write(f"  {{ name = {lua_string(u['name'])}, id = {u['id']}, "
                       f"token = {lua_string(u['token'])} }},\n")
+        out.write("}\nREFRESH_TOKENS = {\n")
+        for token in refresh_tokens:
+            out.write(f"  {lua_string(token)},\n")
         out.write("}\n")
-    print(f"prepare: {len(users)} users with tokens, {rows} entries in "
+    print(f"prepare: {len(users)} users with tokens, {len(refresh_tokens)} sessions to refresh, {rows} entries in "
           f"{time.monotonic() - started:.1f} s", file=sys.stderr)
 
 

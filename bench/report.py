@@ -18,6 +18,7 @@ RATE_TARGETS = {  # endpoint -> (minimum req/s, target text)
     "update": (3000, ">=3000/s, p99<20ms"),
     "delete": (3000, ">=3000/s, p99<20ms"),
     "list": (2000, ">=2000/s, p99<20ms, full pages"),
+    "refresh": (1000, ">=1000/s (hashes no password)"),
     "token": (52, ">=52/s (2x Node 26)"),
     "register": (46, ">=46/s (2x Node 23)"),
 }

@@ -10,7 +10,7 @@
 # Environment: BENCH_DURATION=10s, BENCH_CONNECTIONS=16 (also the adapter's pool and the raw
 # clients), BENCH_THREADS=2, BENCH_MEMORY_CONNECTIONS=64, BENCH_COLD_STARTS=10, BENCH_KEEP_DB=1
 # (keep kv_bench), BENCH_BUILD=0 (measure the binaries already built), BENCH_ONLY="retrieve raw"
-# (a subset of: retrieve store update delete list token register raw memory lambda, all of them
+# (a subset of: retrieve store update delete list refresh token register raw memory lambda, all of them
 # by default, and sweep); for sweep: BENCH_SWEEP_ENTRIES=1000000, BENCH_SWEEP_USERS=1000 (new
 # users beside the bench users), BENCH_SWEEP_LAYOUT=spread (or clustered: see prepare.py), BENCH_SWEEP_SLICE=10s (one wrk run), BENCH_SWEEP_MAX=900 (seconds
 # of stores at most, whether or not the sweep has finished).
@@ -31,7 +31,7 @@ RESULTS="$WORK/results.jsonl" DATA="$WORK/data.lua" DB=kv_bench
 DURATION="${BENCH_DURATION:-10s}" CONNECTIONS="${BENCH_CONNECTIONS:-16}" THREADS="${BENCH_THREADS:-2}"
 [[ "$DURATION" =~ ^([0-9]+)s?$ ]] || die "BENCH_DURATION must be seconds, like 10s"
 SECONDS_="${BASH_REMATCH[1]}"
-PHASES=" ${BENCH_ONLY:-retrieve store update delete list token register raw memory lambda} "
+PHASES=" ${BENCH_ONLY:-retrieve store update delete list refresh token register raw memory lambda} "
 wanted() { [[ "$PHASES" == *" $1 "* ]]; }
 record() { echo "BENCH_JSON $*" >>"$RESULTS"; }
 JWT_SECRET="bench-jwt-secret-0123456789abcdef0123456789"
@@ -169,7 +169,7 @@ run_wrk() { # ENDPOINT CONNECTIONS [WRK OPTIONS]: sets WRK_JSON (the result) and
     # WRK_DURATION (default $DURATION) and WRK_TAG (in the output's name and in stored keys) may be set.
     local duration="${WRK_DURATION:-$DURATION}" out="$WORK/wrk-$1-c$2${WRK_TAG:-}.txt"
     log "wrk $1: -t$THREADS -c$2 -d$duration ${*:3}"
-    BENCH_ENDPOINT="$1" BENCH_KEY_TAG="${WRK_TAG:-}" timeout $((${duration%s} + 60)) wrk -t"$THREADS" -c"$2" \
+    BENCH_ENDPOINT="$1" BENCH_KEY_TAG="${WRK_TAG:-}" BENCH_THREADS="$THREADS" timeout $((${duration%s} + 60)) wrk -t"$THREADS" -c"$2" \
         -d"$duration" --latency "${@:3}" -s "$BENCH/wrk.lua" "$BASE" >"$out" 2>&1 || { cat "$out" >&2; die "wrk $1 failed"; }
     WRK_JSON="$(grep '^BENCH_JSON ' "$out" | sed 's/^BENCH_JSON //')" || { cat "$out" >&2; die "wrk $1 printed no result"; }
     echo "  $WRK_JSON"
@@ -228,7 +228,7 @@ check_counters() { # WHEN
     tail -n 1 "$RESULTS" | sed 's/^BENCH_JSON /  /'
 }
 
-for endpoint in retrieve store update delete list token register; do
+for endpoint in retrieve store update delete list refresh token register; do
     wanted "$endpoint" || continue
     if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference before; fi
     commands0="$(status_json "${SERVER_COUNTERS[@]}")" t0="$(ticks)"

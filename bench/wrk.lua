@@ -14,14 +14,25 @@ local LIST_LIMIT = 100
 local threads, next_tid = {}, 1
 function setup(thread)
    thread:set("tid", next_tid)
+   thread:set("threads_count", tonumber(os.getenv("BENCH_THREADS") or "2"))
    next_tid = next_tid + 1
    table.insert(threads, thread)
 end
 
-tid, counter, codes = 0, 0, {} -- per thread (setup() sets tid)
+tid, threads_count, counter, codes = 0, 2, 0, {} -- per thread (setup() sets tid, threads_count)
 pages, short_pages, last_pages = 0, 0, 0 -- list: 200 answers, those without LIST_LIMIT keys, null cursors
 local cursor = nil -- list: the last next_cursor this thread saw (nil: from the first page)
-function init(args) math.randomseed(os.time() * 100 + tid) end
+-- refresh: this thread's share of REFRESH_TOKENS, each good for one refresh; an answer's new
+-- refresh token goes back in the queue (the thread's connections share it)
+local refresh_queue = {}
+function init(args)
+   math.randomseed(os.time() * 100 + tid)
+   if endpoint == "refresh" then
+      for i, token in ipairs(REFRESH_TOKENS) do
+         if i % threads_count == tid - 1 then table.insert(refresh_queue, token) end
+      end
+   end
+end
 
 -- list: follows next_cursor (URL-safe base64 without padding: no encoding needed); null, the
 -- last page, starts again from the first. The thread's connections share one cursor, so a page
@@ -46,6 +57,9 @@ end
 function response(status, headers, body)
    codes[status] = (codes[status] or 0) + 1
    if endpoint == "list" then follow(status, body) end
+   if endpoint == "refresh" and status == 200 then
+      table.insert(refresh_queue, string.match(body, '"refresh_token":"([%w_%-]+)"'))
+   end
 end
 
 local json = { ["Content-Type"] = "application/json" }
@@ -83,6 +97,11 @@ local requests = {
       local user = USERS[(counter + tid) % #USERS + 1]
       local body = string.format('{"username":"%s","password":"%s"}', user.name, PASSWORD)
       return wrk.format("POST", "/auth/token", json, body)
+   end,
+   -- the oldest refresh token of this thread's queue (none left: an invalid one, a 401)
+   refresh = function()
+      local token = table.remove(refresh_queue, 1) or "none-left"
+      return wrk.format("POST", "/auth/refresh", json, string.format('{"refresh_token":"%s"}', token))
    end,
    -- a new username and email (run id + thread id + counter)
    register = function()

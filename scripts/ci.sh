@@ -16,7 +16,9 @@
 #             db-migrate, given a CloudFormation Create event, migrates a fresh MariaDB database
 #             and PUTs SUCCESS to a local ResponseURL; each route of
 #             [workspace.metadata.lambda.watch.router] answers a curl request with success (and
-#             entity tags); data-sweep, given the EventBridge fixture, deletes an expired entry.
+#             entity tags), and a session goes login, refresh, logout (its tokens then refused);
+#             data-sweep, given the EventBridge fixture, deletes an expired entry; a password
+#             change ends every session.
 #
 # Tools come from PyPI (pinned in scripts/requirements-ci.txt) into target/venv-ci; MariaDB is
 # scripts/mariadb.sh's (KV_TEST_MYSQL_URL names another server). Work files: target/ci/.
@@ -184,9 +186,21 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), Handler).serve_forever()
         if [[ "$code" != 200 ]] || ! jq -e '.status == "success"' "$answer" >/dev/null; then
             die "$1 $url answered $code: $(cat "$answer")"
         fi
-        log "$1 $url: $code $(jq -c 'del(.data.access_token)' "$answer")"
+        log "$1 $url: $code $(jq -c 'del(.data.access_token, .data.refresh_token)' "$answer")"
         hit+=("${2%%\?*}")
     }
+    refused() { # STATUS CODE METHOD ROUTE [BODY]: expects that error answer
+        local url="http://127.0.0.1:$port$4" code args=(-X "$3")
+        [[ -z "$token" ]] || args+=(-H "Authorization: Bearer $token")
+        [[ -z "${5:-}" ]] || args+=(-H 'Content-Type: application/json' -d "$5")
+        code="$(curl -sS --max-time 120 -o "$answer" -w '%{http_code}' "${args[@]}" "$url")"
+        if [[ "$code" != "$1" ]] || ! jq -e --arg code "$2" '.code == $code' "$answer" >/dev/null; then
+            die "$3 $url answered $code, not $1 $2: $(cat "$answer")"
+        fi
+        log "$3 $url: $code $(jq -c . "$answer")"
+        hit+=("${4%%\?*}")
+    }
+    refresh_body() { jq -nc --arg token "$1" '{refresh_token: $token}'; }
     answer_etag() { # WHAT: the ETag header of the last answer (CONTRACT.md, "Entity tags")
         local value
         value="$(sed -n 's/^[Ee][Tt][Aa][Gg]: *//p' "$headers" | tr -d '\r')"
@@ -214,6 +228,27 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), Handler).serve_forever()
         (.data.keys[0] | .keyN == "a/b c" and .etag == $etag and .size == 5 and .expires_at == null)' \
         "$answer" >/dev/null || die "list: $(cat "$answer")"
     call DELETE '/data/delete/{key}'
+
+    # Sessions (issue 12), in a second session of watch_user, so that $token stays valid:
+    # login, refresh, a wrong current password, logout; then the ended session is refused.
+    local data_token="$token" refresh
+    token=""
+    call POST /auth/token '{"username": "watch_user", "password": "Str0ng!Passw0rd"}'
+    refresh="$(jq -r '.data.refresh_token // empty' "$answer")"
+    [[ -n "$refresh" ]] || die "the login answered no refresh_token: $(jq -c 'del(.data.access_token)' "$answer")"
+    call POST /auth/refresh "$(refresh_body "$refresh")"
+    local used="$refresh"
+    token="$(jq -r .data.access_token "$answer")"
+    refresh="$(jq -r '.data.refresh_token // empty' "$answer")"
+    [[ -n "$refresh" && "$refresh" != "$used" ]] || die "the refresh answered no new refresh_token"
+    refused 401 INVALID_REFRESH_TOKEN POST /auth/refresh "$(refresh_body "$used")" # used up
+    refused 401 INVALID_CREDENTIALS POST /auth/password \
+        '{"current_password": "Wr0ng!Passw0rd", "new_password": "N3w!Str0ngerPass"}'
+    call POST /auth/logout '{}'
+    refused 401 INVALID_TOKEN GET /data/list
+    token=""
+    refused 401 INVALID_REFRESH_TOKEN POST /auth/refresh "$(refresh_body "$refresh")"
+    token="$data_token"
     while read -r route; do
         [[ " ${hit[*]} " == *" $route "* ]] || die "the watch router's $route has no request here: add one"
     done < <(cargo metadata --no-deps --format-version 1 | jq -r '.metadata.lambda.watch.router | keys[]')
@@ -228,6 +263,12 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), Handler).serve_forever()
         die "data-sweep answered $(cat "$WORK/sweep.json"), not {\"deleted\": N} with N >= 1"
     [[ "$(sql -e "SELECT COUNT(*) FROM kv_ci_lambda.entries")" == 0 ]] || die "data-sweep left the expired entry"
     log "data-sweep: $(jq -c . "$WORK/sweep.json")"
+
+    step "auth-password: a password change ends every session of the user"
+    call POST /auth/password '{"current_password": "Str0ng!Passw0rd", "new_password": "N3w!Str0ngerPass"}'
+    refused 401 INVALID_TOKEN GET /data/list
+    token=""
+    call POST /auth/token '{"username": "watch_user", "password": "N3w!Str0ngerPass"}'
 }
 
 sections=("$@")

@@ -252,7 +252,7 @@ async fn lambda_config_reads_jwt_key_and_rds_database_secret() {
         .unwrap_or_else(|error| panic!("the loader refused valid secrets: {error}"));
 
     assert_eq!(jwt_key.len(), 64);
-    assert_eq!(config.jwt_secret, jwt_key.as_bytes());
+    assert_eq!(config.jwt_keys, [jwt_key.as_bytes()]);
     let ConnectOptions::MySql(mysql) = &config.database else {
         panic!("a database secret must give MySQL options");
     };
@@ -397,8 +397,11 @@ async fn short_jwt_secret_is_refused() {
             .await
             .expect_err("a short JWT secret must stop the start-up");
         assert!(
-            matches!(error, ConfigError::ShortJwtSecret(n) if n == length),
-            "expected ShortJwtSecret({length}), got {error:?}"
+            matches!(
+                error,
+                ConfigError::ShortJwtSecret { position: 1, count: 1, length: n } if n == length
+            ),
+            "expected ShortJwtSecret of {length} bytes, got {error:?}"
         );
         assert!(
             error
@@ -419,7 +422,64 @@ async fn short_jwt_secret_is_refused() {
         ])
         .await
         .unwrap_or_else(|error| panic!("a {MIN_JWT_SECRET_BYTES}-byte key was refused: {error}"));
-    assert_eq!(config.jwt_secret, key.as_bytes());
+    assert_eq!(config.jwt_keys, [key.as_bytes()]);
+
+    emulator.clean_up().await;
+}
+
+#[tokio::test]
+async fn a_comma_separated_secret_gives_several_keys() {
+    let Some(mut emulator) = Emulator::connect("a_comma_separated_secret_gives_several_keys").await
+    else {
+        return;
+    };
+    let db_arn = emulator
+        .create_secret(
+            "kv-test/db",
+            &rds_secret("kv_app", "pw", "db.test", 3306, "kv"),
+        )
+        .await;
+    let (new, old) = (random_hex(64), random_hex(64));
+    // As `aws secretsmanager put-secret-value --secret-string "new,old"` stores it, and with
+    // whitespace (a console edit, a trailing newline) around the keys.
+    for value in [format!("{new},{old}"), format!(" {new} ,\n{old}\n")] {
+        let jwt_arn = emulator.create_secret("kv-test/jwt-keys", &value).await;
+        let config = emulator
+            .load(&[
+                ("JWT_SECRET_ARN", &jwt_arn),
+                ("DATABASE_SECRET_ARN", &db_arn),
+            ])
+            .await
+            .unwrap_or_else(|error| panic!("two valid keys were refused: {error}"));
+        assert_eq!(config.jwt_keys, [new.as_bytes(), old.as_bytes()]);
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains(&new) && !shown.contains(&old),
+            "Config's debug form reveals a key: {shown}"
+        );
+    }
+
+    // A trailing comma, or a short second key, stops the start-up, naming the key by position.
+    let short = random_hex(MIN_JWT_SECRET_BYTES - 1);
+    for (value, position) in [(format!("{new},"), 2), (format!("{new},{short}"), 2)] {
+        let jwt_arn = emulator.create_secret("kv-test/jwt-keys", &value).await;
+        let error = emulator
+            .load(&[
+                ("JWT_SECRET_ARN", &jwt_arn),
+                ("DATABASE_SECRET_ARN", &db_arn),
+            ])
+            .await
+            .expect_err("a bad second key must stop the start-up");
+        assert!(
+            matches!(
+                error,
+                ConfigError::EmptyJwtKey { position: p, count: 2 }
+                    | ConfigError::ShortJwtSecret { position: p, count: 2, .. } if p == position
+            ),
+            "got {error:?}"
+        );
+        assert_no_leak(&error, &[&new, &short]);
+    }
 
     emulator.clean_up().await;
 }

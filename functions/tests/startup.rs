@@ -57,6 +57,51 @@ fn refuses_the_local_development_secret() {
 }
 
 #[test]
+fn refuses_a_list_with_a_short_or_empty_key_naming_it_by_position() {
+    let good = "a-real-secret-of-thirty-two-bytes!";
+    for (keys, expected) in [
+        (
+            format!("{good},only-31-bytes-long-secret-value"),
+            "JWT key 2 of 2 is 31 bytes long",
+        ),
+        (format!("{good},"), "JWT key 2 of 2 is empty"),
+    ] {
+        let output = start(&[("JWT_SECRET", &keys)]);
+        assert!(!output.status.success());
+        let text = printed(&output);
+        assert!(text.contains("refusing to start"), "{text}");
+        assert!(text.contains(expected), "{text}");
+        assert!(
+            !text.contains(good) && !text.contains("only-31-bytes"),
+            "no key is logged: {text}"
+        );
+    }
+}
+
+#[test]
+fn refuses_the_local_development_secret_anywhere_in_the_list() {
+    let keys = format!(
+        "a-real-secret-of-thirty-two-bytes!,{}",
+        kv_shared::config::LOCAL_DEVELOPMENT_JWT_SECRET
+    );
+    let output = start(&[("JWT_SECRET", &keys)]);
+    assert!(!output.status.success());
+    let text = printed(&output);
+    assert!(text.contains("no JWT secret"), "{text}");
+    assert!(text.contains("JWT key 2 of 2"), "{text}");
+}
+
+#[test]
+fn starts_with_several_real_keys() {
+    let output = start(&[(
+        "JWT_SECRET",
+        "a-real-secret-of-thirty-two-bytes!, the-previous-secret-of-32-bytes!!",
+    )]);
+    let text = printed(&output);
+    assert!(!text.contains("refusing to start"), "{text}");
+}
+
+#[test]
 fn starts_with_a_real_secret() {
     let output = start(&[("JWT_SECRET", "a-real-secret-of-thirty-two-bytes!")]);
     // It got past configuration and failed only at the unreachable Runtime API.

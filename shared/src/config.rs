@@ -6,23 +6,29 @@
 //! | `DATABASE_URL` | `mysql://user:pass@host:3306/db` or `sqlite://path` | `sqlite://kv.db` (created) |
 //! | `DATABASE_MAX_CONNECTIONS` | pool size | 16 locally, 2 on Lambda |
 //! | `DATABASE_ACQUIRE_TIMEOUT_SECONDS` | wait for a connection before answering 503 | 3 |
-//! | `JWT_SECRET` | HMAC key of access tokens, at least 32 bytes | a local-development default |
+//! | `JWT_SECRET` | HMAC keys of access tokens: one, or several separated by commas (each trimmed, each at least 32 bytes); the first signs, all verify | a local-development default |
 //! | `TOKEN_LIFETIME_SECONDS` | lifetime of access tokens | 3600 |
+//! | `REFRESH_TOKEN_LIFETIME_SECONDS` | lifetime of refresh tokens (and of an idle session) | 2592000 (30 days) |
+//! | `REFRESH_REUSE_GRACE_SECONDS` | a used refresh token presented again within this is refused without ending its session | 10 |
 //! | `QUOTA_MAX_KEYS` | most entries one user may hold | 10000 |
 //! | `QUOTA_MAX_BYTES` | most bytes (keys and values) one user may hold | 104857600 |
 //! | `SWEEP_INTERVAL_SECONDS` | local adapter: how often expired entries are removed | 30 |
-//! | `JWT_SECRET_ARN` | Lambda: Secrets Manager secret holding the JWT key | |
+//! | `JWT_SECRET_ARN` | Lambda: Secrets Manager secret holding the JWT keys, as `JWT_SECRET` | |
+//! | `LOGIN_MAX_FAILURES` | failed logins of one username within the window that throttle it (429) | 5 |
+//! | `LOGIN_MAX_FAILURES_PER_ADDRESS` | failed logins from one client address within the window that throttle it | 100 |
+//! | `LOGIN_WINDOW_SECONDS` | how long a failed login counts | 900 |
 //! | `DATABASE_SECRET_ARN` | Lambda: secret with `username` and `password` (RDS's format) | |
 //! | `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME` | Lambda: where the database is, with that secret | port 3306, database `kv` |
 //!
-//! On Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) the local-development JWT key is refused: the
-//! function does not start without a real one.
+//! On Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) the local-development JWT key is refused, wherever
+//! it stands in the list: the function does not start without real keys.
 
 use std::env;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
+use crate::auth::LoginThrottle;
 use crate::store::{ConnectOptions, PoolSettings, Quota};
 
 /// The JWT key used when none is configured. Local development only: anyone can read it here.
@@ -32,7 +38,7 @@ pub const LOCAL_DEVELOPMENT_JWT_SECRET: &str =
 /// The database used when none is configured: a file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://kv.db";
 
-/// Shortest JWT key accepted, in bytes.
+/// Shortest JWT key accepted, in bytes (each key, when several are configured).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// Where the service runs, which decides its defaults and how strict it is about secrets.
@@ -49,11 +55,19 @@ pub enum Runtime {
 pub struct Config {
     pub database: ConnectOptions,
     pub pool: PoolSettings,
-    pub jwt_secret: Vec<u8>,
+    /// The HMAC keys of access tokens, never empty, none empty: the first signs, every one
+    /// verifies the tokens that name it (see [`crate::auth::Tokens`]).
+    pub jwt_keys: Vec<Vec<u8>>,
     pub token_lifetime: Duration,
+    /// How long a refresh token stays valid.
+    pub refresh_lifetime: Duration,
+    /// How soon after its use a refresh token may be presented again without ending its
+    /// session (a client that refreshed twice at once).
+    pub refresh_reuse_grace: Duration,
     pub quota: Quota,
     /// How often the local adapter sweeps expired entries (on AWS a schedule does).
     pub sweep_interval: Duration,
+    pub login_throttle: LoginThrottle,
 }
 
 /// Where the database is and how to pool connections to it: all that a process which signs
@@ -69,10 +83,14 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("backend", &self.database.backend())
             .field("pool", &self.pool)
-            .field("jwt_secret", &"<redacted>")
+            .field(
+                "jwt_keys",
+                &format_args!("<{} redacted>", self.jwt_keys.len()),
+            )
             .field("token_lifetime", &self.token_lifetime)
             .field("quota", &self.quota)
             .field("sweep_interval", &self.sweep_interval)
+            .field("login_throttle", &self.login_throttle)
             .finish()
     }
 }
@@ -86,8 +104,25 @@ pub enum ConfigError {
         "no JWT secret: set JWT_SECRET_ARN (or JWT_SECRET) to a secret of at least {MIN_JWT_SECRET_BYTES} bytes"
     )]
     MissingJwtSecret,
-    #[error("the JWT secret is {0} bytes long; at least {MIN_JWT_SECRET_BYTES} are required")]
-    ShortJwtSecret(usize),
+    /// On Lambda: the public local-development key is one of the configured keys.
+    #[error(
+        "no JWT secret: JWT key {position} of {count} is the public local-development key; set JWT_SECRET_ARN (or JWT_SECRET) to keys of your own"
+    )]
+    LocalDevelopmentJwtKey { position: usize, count: usize },
+    /// Key `position` (counting from 1) of `count` is too short; the key itself is never shown.
+    #[error(
+        "JWT key {position} of {count} is {length} bytes long; at least {MIN_JWT_SECRET_BYTES} are required"
+    )]
+    ShortJwtSecret {
+        position: usize,
+        count: usize,
+        length: usize,
+    },
+    /// Key `position` (counting from 1) of `count` is empty: a doubled or trailing comma.
+    #[error(
+        "JWT key {position} of {count} is empty: separate keys with single commas, with none at either end"
+    )]
+    EmptyJwtKey { position: usize, count: usize },
     #[error("could not read secret {arn} from Secrets Manager: {reason}")]
     Secret { arn: String, reason: String },
 }
@@ -108,22 +143,26 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
-        let jwt_secret = match (get("JWT_SECRET_ARN"), get("JWT_SECRET")) {
-            (Some(arn), _) => fetch(secrets, &arn).await?.trim().as_bytes().to_vec(),
-            (None, Some(secret)) => secret.into_bytes(),
+        let jwt_keys = match (get("JWT_SECRET_ARN"), get("JWT_SECRET")) {
+            (Some(arn), _) => jwt_keys(&fetch(secrets, &arn).await?)?,
+            (None, Some(secret)) => jwt_keys(&secret)?,
             (None, None) if runtime == Runtime::Local => {
                 tracing::warn!(
                     "JWT_SECRET is not set: signing tokens with the public local-development key"
                 );
-                LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes().to_vec()
+                vec![LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes().to_vec()]
             }
             (None, None) => return Err(ConfigError::MissingJwtSecret),
         };
-        if runtime == Runtime::Lambda && jwt_secret == LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes() {
-            return Err(ConfigError::MissingJwtSecret);
-        }
-        if jwt_secret.len() < MIN_JWT_SECRET_BYTES {
-            return Err(ConfigError::ShortJwtSecret(jwt_secret.len()));
+        if runtime == Runtime::Lambda
+            && let Some(index) = jwt_keys
+                .iter()
+                .position(|key| key == LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes())
+        {
+            return Err(ConfigError::LocalDevelopmentJwtKey {
+                position: index + 1,
+                count: jwt_keys.len(),
+            });
         }
 
         let DatabaseConfig { database, pool } =
@@ -131,13 +170,28 @@ impl Config {
         Ok(Config {
             database,
             pool,
-            jwt_secret,
+            jwt_keys,
             token_lifetime: Duration::from_secs(parse(&get, "TOKEN_LIFETIME_SECONDS", 3600)?),
+            refresh_lifetime: Duration::from_secs(parse(
+                &get,
+                "REFRESH_TOKEN_LIFETIME_SECONDS",
+                2_592_000,
+            )?),
+            refresh_reuse_grace: Duration::from_secs(parse(
+                &get,
+                "REFRESH_REUSE_GRACE_SECONDS",
+                10,
+            )?),
             quota: Quota {
                 max_keys: parse(&get, "QUOTA_MAX_KEYS", 10_000)?,
                 max_bytes: parse(&get, "QUOTA_MAX_BYTES", 104_857_600)?,
             },
             sweep_interval: Duration::from_secs(parse(&get, "SWEEP_INTERVAL_SECONDS", 30)?),
+            login_throttle: LoginThrottle {
+                max_failures: parse(&get, "LOGIN_MAX_FAILURES", 5)?,
+                max_failures_per_address: parse(&get, "LOGIN_MAX_FAILURES_PER_ADDRESS", 100)?,
+                window: login_window(&get)?,
+            },
         })
     }
 }
@@ -179,6 +233,31 @@ impl DatabaseConfig {
     }
 }
 
+/// The keys of a `JWT_SECRET` value (or of the secret `JWT_SECRET_ARN` names): one, or several
+/// separated by commas, each trimmed of surrounding whitespace and at least
+/// [`MIN_JWT_SECRET_BYTES`] long. Errors name a key by its position, never by its content.
+fn jwt_keys(text: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let count = text.split(',').count();
+    text.split(',')
+        .map(str::trim)
+        .enumerate()
+        .map(|(index, key)| {
+            let position = index + 1;
+            if key.is_empty() {
+                Err(ConfigError::EmptyJwtKey { position, count })
+            } else if key.len() < MIN_JWT_SECRET_BYTES {
+                Err(ConfigError::ShortJwtSecret {
+                    position,
+                    count,
+                    length: key.len(),
+                })
+            } else {
+                Ok(key.as_bytes().to_vec())
+            }
+        })
+        .collect()
+}
+
 /// A Secrets Manager client when any of `arn_variables` is set, so that a process configured
 /// from plain variables never loads the AWS configuration.
 async fn secrets_client_if_needed(arn_variables: &[&str]) -> Option<SecretsClient> {
@@ -187,6 +266,16 @@ async fn secrets_client_if_needed(arn_variables: &[&str]) -> Option<SecretsClien
     } else {
         None
     }
+}
+
+/// How long a failed login counts (`LOGIN_WINDOW_SECONDS`, 900 by default): the login
+/// functions throttle with it, and the scheduled clean-up removes failures older than it.
+pub fn login_window(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(parse(
+        lookup,
+        "LOGIN_WINDOW_SECONDS",
+        900,
+    )?))
 }
 
 fn parse<T: std::str::FromStr<Err: std::fmt::Display> + PartialOrd + Default>(
@@ -318,7 +407,10 @@ mod tests {
     async fn local_defaults_need_nothing() {
         let config = config(Runtime::Local, &[]).await.unwrap();
         assert_eq!(config.database.backend(), Backend::Sqlite);
-        assert_eq!(config.jwt_secret, LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes());
+        assert_eq!(
+            config.jwt_keys,
+            [LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes().to_vec()]
+        );
         assert_eq!(config.token_lifetime, Duration::from_secs(3600));
         assert_eq!(config.pool.max_connections, 16);
         assert_eq!(
@@ -329,6 +421,10 @@ mod tests {
             }
         );
         assert_eq!(config.sweep_interval, Duration::from_secs(30));
+        assert_eq!(config.login_throttle, LoginThrottle::default());
+        assert_eq!(config.login_throttle.max_failures, 5);
+        assert_eq!(config.login_throttle.max_failures_per_address, 100);
+        assert_eq!(config.login_throttle.window, Duration::from_secs(900));
     }
 
     #[tokio::test]
@@ -343,11 +439,18 @@ mod tests {
                 ("QUOTA_MAX_KEYS", "3"),
                 ("QUOTA_MAX_BYTES", "1000"),
                 ("SWEEP_INTERVAL_SECONDS", "5"),
+                ("LOGIN_MAX_FAILURES", "7"),
+                ("LOGIN_MAX_FAILURES_PER_ADDRESS", "30"),
+                ("LOGIN_WINDOW_SECONDS", "60"),
             ],
         )
         .await
         .unwrap();
         assert_eq!(config.database.backend(), Backend::MySql);
+        assert_eq!(
+            config.jwt_keys,
+            [b"0123456789abcdef0123456789abcdef".to_vec()]
+        );
         assert_eq!(config.token_lifetime, Duration::from_secs(60));
         assert_eq!(config.pool.max_connections, 4);
         assert_eq!(
@@ -358,6 +461,14 @@ mod tests {
             }
         );
         assert_eq!(config.sweep_interval, Duration::from_secs(5));
+        assert_eq!(
+            config.login_throttle,
+            LoginThrottle {
+                max_failures: 7,
+                max_failures_per_address: 30,
+                window: Duration::from_secs(60),
+            }
+        );
     }
 
     #[tokio::test]
@@ -366,22 +477,112 @@ mod tests {
             config(Runtime::Lambda, &[]).await,
             Err(ConfigError::MissingJwtSecret)
         ));
+        let error = config(
+            Runtime::Lambda,
+            &[("JWT_SECRET", LOCAL_DEVELOPMENT_JWT_SECRET)],
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::LocalDevelopmentJwtKey {
+                    position: 1,
+                    count: 1
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().starts_with("no JWT secret"), "{error}");
+        // Anywhere in the list.
+        let keys = format!("{},{LOCAL_DEVELOPMENT_JWT_SECRET}", "k".repeat(32));
         assert!(matches!(
-            config(
-                Runtime::Lambda,
-                &[("JWT_SECRET", LOCAL_DEVELOPMENT_JWT_SECRET)]
-            )
-            .await,
-            Err(ConfigError::MissingJwtSecret)
+            config(Runtime::Lambda, &[("JWT_SECRET", &keys)]).await,
+            Err(ConfigError::LocalDevelopmentJwtKey {
+                position: 2,
+                count: 2
+            })
         ));
         assert!(matches!(
             config(Runtime::Lambda, &[("JWT_SECRET", "too-short")]).await,
-            Err(ConfigError::ShortJwtSecret(9))
+            Err(ConfigError::ShortJwtSecret {
+                position: 1,
+                count: 1,
+                length: 9
+            })
         ));
         let lambda = config(Runtime::Lambda, &[("JWT_SECRET", &"k".repeat(32))])
             .await
             .unwrap();
         assert_eq!(lambda.pool.max_connections, 2);
+    }
+
+    #[tokio::test]
+    async fn several_keys_are_read_in_order_and_trimmed() {
+        let new = "n".repeat(32);
+        let old = "o".repeat(40);
+        for text in [format!("{new},{old}"), format!("  {new} ,\n\t{old}\n")] {
+            let config = config(Runtime::Lambda, &[("JWT_SECRET", &text)])
+                .await
+                .unwrap();
+            assert_eq!(config.jwt_keys, [new.as_bytes(), old.as_bytes()]);
+        }
+        // A single key is trimmed too.
+        let config = config(Runtime::Local, &[("JWT_SECRET", &format!(" {new}\n"))])
+            .await
+            .unwrap();
+        assert_eq!(config.jwt_keys, [new.as_bytes()]);
+    }
+
+    #[tokio::test]
+    async fn every_key_is_checked_and_named_by_position_only() {
+        let good = "g".repeat(32);
+        let short = "s".repeat(31);
+        for (text, expected) in [
+            (format!("{good},{short}"), (2, 2, Some(31))),
+            (format!("{short},{good},{good}"), (1, 3, Some(31))),
+            (format!("{good},"), (2, 2, None)),
+            (format!("{good},,{good}"), (2, 3, None)),
+            (format!(",{good}"), (1, 2, None)),
+            (format!("{good}, \t ,{good}"), (2, 3, None)),
+        ] {
+            let error = config(Runtime::Local, &[("JWT_SECRET", &text)])
+                .await
+                .unwrap_err();
+            match (&error, expected) {
+                (
+                    ConfigError::ShortJwtSecret {
+                        position,
+                        count,
+                        length,
+                    },
+                    (p, c, Some(l)),
+                ) => assert_eq!((*position, *count, *length), (p, c, l), "{text}"),
+                (ConfigError::EmptyJwtKey { position, count }, (p, c, None)) => {
+                    assert_eq!((*position, *count), (p, c), "{text}")
+                }
+                _ => panic!("{text}: unexpected {error:?}"),
+            }
+            let shown = format!("{error} {error:?}");
+            assert!(
+                !shown.contains(&good) && !shown.contains(&short),
+                "a key leaked: {shown}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_are_not_shown_by_debug() {
+        let keys = format!("{},{}", "a".repeat(32), "b".repeat(32));
+        let config = config(Runtime::Local, &[("JWT_SECRET", &keys)])
+            .await
+            .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("aaaa") && !shown.contains("bbbb"),
+            "{shown}"
+        );
+        assert!(shown.contains("<2 redacted>"), "{shown}");
     }
 
     #[tokio::test]
@@ -404,6 +605,18 @@ mod tests {
             error.to_string().contains("DATABASE_MAX_CONNECTIONS"),
             "{error}"
         );
+        for (name, value) in [
+            ("LOGIN_MAX_FAILURES", "0"),
+            ("LOGIN_MAX_FAILURES", "-1"),
+            ("LOGIN_MAX_FAILURES", "five"),
+            ("LOGIN_MAX_FAILURES_PER_ADDRESS", "0"),
+            ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1.5"),
+            ("LOGIN_WINDOW_SECONDS", "0"),
+            ("LOGIN_WINDOW_SECONDS", "-900"),
+        ] {
+            let error = config(Runtime::Local, &[(name, value)]).await.unwrap_err();
+            assert!(error.to_string().contains(name), "{name}={value}: {error}");
+        }
     }
 
     #[test]

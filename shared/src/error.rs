@@ -38,8 +38,18 @@ pub enum ApiError {
     MissingCredentials,
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The username or the caller's address has failed to log in too often: try again in
+    /// `retry_after` seconds (at least 1).
+    #[error("too many failed login attempts; retry after {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
     #[error("invalid access token")]
     InvalidToken,
+    #[error("missing refresh_token")]
+    MissingRefreshToken,
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    #[error("missing current_password or new_password")]
+    MissingPasswords,
     #[error("invalid key")]
     InvalidKey,
     #[error("invalid value")]
@@ -136,6 +146,26 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "INVALID_CREDENTIALS",
                 "Invalid credentials. The provided username or password is incorrect.",
+            ),
+            MissingRefreshToken => (
+                StatusCode::BAD_REQUEST,
+                "MISSING_FIELDS",
+                "Missing fields. Please provide a refresh_token.",
+            ),
+            InvalidRefreshToken => (
+                StatusCode::UNAUTHORIZED,
+                "INVALID_REFRESH_TOKEN",
+                "Invalid refresh token provided.",
+            ),
+            MissingPasswords => (
+                StatusCode::BAD_REQUEST,
+                "MISSING_FIELDS",
+                "Missing fields. Please provide both current_password and new_password.",
+            ),
+            TooManyAttempts { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_ATTEMPTS",
+                "Too many failed login attempts. Please try again later.",
             ),
             InvalidToken => (
                 StatusCode::UNAUTHORIZED,
@@ -257,6 +287,12 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),
             );
         }
+        if let ApiError::TooManyAttempts { retry_after } = &self {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from((*retry_after).max(1)),
+            );
+        }
         response
     }
 }
@@ -270,7 +306,10 @@ impl From<StoreError> for ApiError {
             StoreError::KeyNotFound => ApiError::KeyNotFound,
             StoreError::PreconditionFailed => ApiError::PreconditionFailed,
             StoreError::QuotaExceeded => ApiError::QuotaExceeded,
-            StoreError::UnknownUser => ApiError::InvalidToken,
+            StoreError::SessionEnded => ApiError::InvalidToken,
+            // Another change of the password went first: the current password given is no
+            // longer the current one.
+            StoreError::PasswordChanged => ApiError::InvalidCredentials,
             StoreError::Unavailable(error) => ApiError::Unavailable(error),
             StoreError::Database(error) => ApiError::Internal(error.to_string()),
         }

@@ -2,6 +2,7 @@
 //! periodic sweep of expired entries, and graceful shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -21,11 +22,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    let sweep = PeriodicSweep::start(store.clone(), sweep_interval);
+    let sweep = PeriodicSweep::start(store.clone(), sweep_interval, state.throttle.window);
     let router = app(state).layer(TraceLayer::new_for_http());
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // Each request carries its peer's address, which login throttling counts by.
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     sweep.stop().await;
     store.close().await;
     served

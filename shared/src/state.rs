@@ -1,9 +1,10 @@
-//! What every handler shares: the store, the token keys, the password pool, the quota and the
-//! key of list cursors.
+//! What every handler shares: the store, the token keys, the password pool, the quota, the key
+//! of list cursors and the limits of login throttling.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::auth::{Passwords, Tokens};
+use crate::auth::{LoginThrottle, Passwords, Tokens};
 use crate::config::Config;
 use crate::cursor::ListCursors;
 use crate::store::{Quota, Store};
@@ -16,6 +17,16 @@ pub struct AppState {
     pub passwords: Passwords,
     pub quota: Quota,
     pub cursors: Arc<ListCursors>,
+    pub sessions: SessionSettings,
+    pub throttle: LoginThrottle,
+}
+
+/// How long refresh tokens live, and how soon a used one may come back without ending its
+/// session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    pub refresh_lifetime: Duration,
+    pub reuse_grace: Duration,
 }
 
 impl AppState {
@@ -23,10 +34,17 @@ impl AppState {
     pub fn new(config: &Config) -> AppState {
         AppState {
             store: Store::connect_lazy(config.database.clone(), &config.pool),
-            tokens: Arc::new(Tokens::new(&config.jwt_secret, config.token_lifetime)),
+            tokens: Arc::new(Tokens::new(&config.jwt_keys, config.token_lifetime)),
             passwords: Passwords::per_core(),
             quota: config.quota,
-            cursors: Arc::new(ListCursors::new(&config.jwt_secret)),
+            // Keyed by the signing key: a rotation voids the cursors of the previous one (the
+            // client lists again from the start), which live no longer than a listing.
+            cursors: Arc::new(ListCursors::new(&config.jwt_keys[0])),
+            sessions: SessionSettings {
+                refresh_lifetime: config.refresh_lifetime,
+                reuse_grace: config.refresh_reuse_grace,
+            },
+            throttle: config.login_throttle,
         }
     }
 }

@@ -36,10 +36,16 @@ macro_rules! on_connection {
     };
 }
 
+#[macro_use]
+mod write;
 mod entries;
 mod pool;
+mod sessions;
+mod throttle;
 
 pub use entries::{ExpiryChange, ListedEntry, Quota, now_millis};
+pub use sessions::{RefreshOutcome, Session};
+pub use throttle::{LoginAttempt, LoginLimits, PendingLogin, login_username_key, retry_after_secs};
 
 /// Which database a [`Store`] talks to, as told by the scheme of its URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +90,13 @@ pub enum StoreError {
     PreconditionFailed,
     #[error("quota exceeded")]
     QuotaExceeded,
-    /// The user a token names is no longer in the database.
-    #[error("unknown user")]
-    UnknownUser,
+    /// The session of the access token has ended (logout, password change, refresh-token
+    /// reuse), or its user is no longer in the database.
+    #[error("session ended")]
+    SessionEnded,
+    /// The password changed between its check and the change.
+    #[error("password changed meanwhile")]
+    PasswordChanged,
     /// The database cannot be reached: refused, timed out, or the connection broke.
     #[error("database unreachable: {0}")]
     Unavailable(sqlx::Error),
@@ -279,10 +289,6 @@ impl Store {
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
 /// The id of the row an INSERT created.

@@ -1,5 +1,6 @@
-//! The sweep of expired entries, in batches: the scheduled `data-sweep` function runs it on
-//! AWS, and the local adapter runs it as a background task.
+//! The sweep of expired entries, in batches, and the clean-up of finished sessions: the
+//! scheduled `data-sweep` function runs it on AWS, and the local adapter runs it as a
+//! background task.
 
 use std::time::Duration;
 
@@ -17,23 +18,51 @@ pub struct SweepReport {
     pub deleted: u64,
     /// Batches (transactions) that removed entries.
     pub batches: u64,
+    /// Rows of finished sessions and expired refresh tokens removed.
+    pub sessions_removed: u64,
+    /// Failed logins older than the throttling window removed.
+    pub login_failures_removed: u64,
 }
 
+/// Most finished sessions (and, apart, expired refresh tokens) one statement removes.
+const SESSION_BATCH: u32 = 1000;
+
 /// Removes the entries expired by now, a batch at a time, until none is left or `deadline`
-/// has passed (the rest waits for the next sweep).
-pub async fn sweep_expired(store: &Store, deadline: Instant) -> Result<SweepReport, StoreError> {
+/// has passed (the rest waits for the next sweep); then, in the time left, the sessions that
+/// ended or whose refresh tokens expired, expired refresh tokens, and failed logins older than
+/// `login_window` (they no longer count).
+pub async fn sweep_expired(
+    store: &Store,
+    deadline: Instant,
+    login_window: Duration,
+) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
     loop {
         let removed = store.sweep_expired_batch(now_millis()).await?;
-        if removed == 0 {
-            return Ok(report);
-        }
         report.deleted += removed as u64;
-        report.batches += 1;
-        if Instant::now() >= deadline {
-            return Ok(report);
+        if removed > 0 {
+            report.batches += 1;
+        }
+        if removed == 0 || Instant::now() >= deadline {
+            break;
         }
     }
+    while Instant::now() < deadline {
+        let removed = store
+            .delete_finished_sessions(now_millis(), SESSION_BATCH)
+            .await?;
+        report.sessions_removed += removed;
+        if removed < u64::from(SESSION_BATCH) {
+            break;
+        }
+    }
+    if Instant::now() < deadline {
+        let window = i64::try_from(login_window.as_millis()).unwrap_or(i64::MAX);
+        report.login_failures_removed = store
+            .delete_login_failures_before(now_millis().saturating_sub(window))
+            .await?;
+    }
+    Ok(report)
 }
 
 /// A sweep every `interval` in a background task, as the local adapter runs it.
@@ -44,7 +73,7 @@ pub struct PeriodicSweep {
 
 impl PeriodicSweep {
     /// Starts sweeping `store`, the first time at once.
-    pub fn start(store: Store, interval: Duration) -> PeriodicSweep {
+    pub fn start(store: Store, interval: Duration, login_window: Duration) -> PeriodicSweep {
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
@@ -59,7 +88,7 @@ impl PeriodicSweep {
                     // A transaction cut short here is rolled back: the batch waits for the next
                     // sweep, whole.
                     _ = &mut stopped => return,
-                    swept = sweep_expired(&store, deadline) => match swept {
+                    swept = sweep_expired(&store, deadline, login_window) => match swept {
                         Ok(report) if report.deleted > 0 => {
                             tracing::info!(deleted = report.deleted, batches = report.batches, "swept expired entries");
                         }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Executor, MySqlConnection, MySqlPool, Row, SqlitePool};
 use tokio::sync::oneshot;
 
-/// The JWT key of every test app.
+/// The JWT key of every test app, unless its settings say otherwise.
 pub const TEST_JWT_SECRET: &str = "integration-test-jwt-secret-of-at-least-32-bytes";
 /// A password that meets the contract's rules.
 pub const PASSWORD: &str = "Str0ng!Passw0rd";
@@ -23,16 +23,26 @@ pub enum Backend {
 }
 
 /// Declares each listed test twice, `sqlite::NAME` and `mysql::NAME`: each calls
-/// `NAME(app)` with a fresh app on that backend. The MySQL variant needs
+/// `NAME(app)` with a fresh app on that backend (with `settings = EXPR =>` first, an app with
+/// those settings). The MySQL variant needs
 /// `KV_TEST_MYSQL_URL` (which `scripts/test.sh` sets); without it the test is skipped
 /// locally and fails under CI.
 macro_rules! on_both_backends {
     ($($test:ident),+ $(,)?) => {
+        $crate::helpers::on_both_backends!(
+            settings = $crate::helpers::TestSettings::default() => $($test),+
+        );
+    };
+    (settings = $settings:expr => $($test:ident),+ $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                    let app = $crate::helpers::spawn_app_with(
+                        $crate::helpers::Backend::Sqlite,
+                        $settings,
+                    )
+                    .await;
                     super::$test(app.expect("SQLite is always available")).await;
                 }
             )+
@@ -41,7 +51,12 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::MySql).await {
+                    let app = $crate::helpers::spawn_app_with(
+                        $crate::helpers::Backend::MySql,
+                        $settings,
+                    )
+                    .await;
+                    if let Some(app) = app {
                         super::$test(app).await;
                     }
                 }
@@ -159,6 +174,7 @@ pub fn message_of(code: &str) -> &'static str {
         "PRECONDITION_FAILED" => "The key has been changed since the given entity tag.",
         "QUOTA_EXCEEDED" => "The storage quota of this account is exhausted.",
         "INVALID_QUERY" => "The query parameters are not valid.",
+        "TOO_MANY_ATTEMPTS" => "Too many failed login attempts. Please try again later.",
         other => panic!("no fixed message for {other}"),
     }
 }
@@ -170,6 +186,13 @@ pub struct TestSettings {
     pub quota_max_keys: i64,
     pub quota_max_bytes: i64,
     pub sweep_interval_seconds: u64,
+    pub refresh_lifetime_seconds: u64,
+    pub refresh_reuse_grace_seconds: u64,
+    /// The app's `JWT_SECRET`: one key, or several separated by commas.
+    pub jwt_secret: String,
+    pub login_max_failures: u32,
+    pub login_max_failures_per_address: u32,
+    pub login_window_seconds: u64,
     /// SQL run on the schema of the first migration, before the others apply: data of a
     /// database that was filled before an upgrade.
     pub first_schema_seed: Option<String>,
@@ -182,6 +205,12 @@ impl Default for TestSettings {
             quota_max_keys: 10_000,
             quota_max_bytes: 104_857_600,
             sweep_interval_seconds: 30,
+            refresh_lifetime_seconds: 2_592_000,
+            refresh_reuse_grace_seconds: 10,
+            jwt_secret: TEST_JWT_SECRET.to_owned(),
+            login_max_failures: 5,
+            login_max_failures_per_address: 100,
+            login_window_seconds: 900,
             first_schema_seed: None,
         }
     }
@@ -245,7 +274,7 @@ async fn start(
 ) -> TestApp {
     let vars = HashMap::from([
         ("DATABASE_URL".to_owned(), database_url),
-        ("JWT_SECRET".to_owned(), TEST_JWT_SECRET.to_owned()),
+        ("JWT_SECRET".to_owned(), settings.jwt_secret.clone()),
         (
             "TOKEN_LIFETIME_SECONDS".to_owned(),
             settings.token_lifetime_seconds.to_string(),
@@ -261,6 +290,26 @@ async fn start(
         (
             "SWEEP_INTERVAL_SECONDS".to_owned(),
             settings.sweep_interval_seconds.to_string(),
+        ),
+        (
+            "REFRESH_TOKEN_LIFETIME_SECONDS".to_owned(),
+            settings.refresh_lifetime_seconds.to_string(),
+        ),
+        (
+            "REFRESH_REUSE_GRACE_SECONDS".to_owned(),
+            settings.refresh_reuse_grace_seconds.to_string(),
+        ),
+        (
+            "LOGIN_MAX_FAILURES".to_owned(),
+            settings.login_max_failures.to_string(),
+        ),
+        (
+            "LOGIN_MAX_FAILURES_PER_ADDRESS".to_owned(),
+            settings.login_max_failures_per_address.to_string(),
+        ),
+        (
+            "LOGIN_WINDOW_SECONDS".to_owned(),
+            settings.login_window_seconds.to_string(),
         ),
     ]);
     let config = Config::from_sources(Runtime::Local, &|name| vars.get(name).cloned(), None)
@@ -459,6 +508,45 @@ impl TestApp {
     pub async fn user_with_token(&self, username: &str) -> (i64, String) {
         let user_id = self.register_user(username).await;
         (user_id, self.login(username).await)
+    }
+
+    /// A new session of `username`: its access token and its refresh token.
+    pub async fn login_session(&self, username: &str) -> (String, String) {
+        let answer = self
+            .token(json!({"username": username, "password": PASSWORD}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+        let data = &answer.body["data"];
+        (
+            data["access_token"].as_str().expect("a token").to_owned(),
+            data["refresh_token"]
+                .as_str()
+                .expect("a refresh token")
+                .to_owned(),
+        )
+    }
+
+    /// `POST /auth/refresh` with this refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Answer {
+        self.request(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh_token})),
+        )
+        .await
+    }
+
+    /// `POST /auth/logout` with this access token and body.
+    pub async fn logout(&self, token: &str, body: Option<Value>) -> Answer {
+        self.request(Method::POST, "/auth/logout", Some(token), body)
+            .await
+    }
+
+    /// `POST /auth/password` with this access token and body.
+    pub async fn change_password(&self, token: &str, body: Value) -> Answer {
+        self.request(Method::POST, "/auth/password", Some(token), Some(body))
+            .await
     }
 
     /// A fresh access token for `username`.
@@ -718,6 +806,32 @@ impl TestDatabase {
             .expect("the entries can be changed"))
     }
 
+    /// How many session rows a user has, ended or not, and how many refresh tokens of theirs
+    /// are stored.
+    pub async fn session_rows(&self, user_id: i64) -> (i64, i64) {
+        on_db!(self, pool => sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM sessions WHERE user_id = ?), \
+                    (SELECT COUNT(*) FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+                     WHERE s.user_id = ?)")
+            .bind(user_id)
+            .bind(user_id)
+            .fetch_one(pool)
+            .await
+            .map(|row| (row.get(0), row.get(1)))
+            .expect("sessions can be counted"))
+    }
+
+    /// The hashes of every stored refresh token.
+    pub async fn refresh_token_hashes(&self) -> Vec<Vec<u8>> {
+        on_db!(self, pool => sqlx::query("SELECT token_hash FROM refresh_tokens")
+            .fetch_all(pool)
+            .await
+            .expect("refresh tokens can be read")
+            .into_iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
     /// How many users there are.
     pub async fn user_count(&self) -> i64 {
         on_db!(self, pool => sqlx::query("SELECT COUNT(*) FROM users")
@@ -725,6 +839,31 @@ impl TestDatabase {
             .await
             .expect("users can be counted")
             .get(0))
+    }
+
+    /// How many failed logins are recorded for `username` (compared case-insensitively, as
+    /// throttling counts them).
+    pub async fn login_failures_of(&self, username: &str) -> i64 {
+        let key = kv_shared::store::login_username_key(username);
+        on_db!(self, pool => sqlx::query("SELECT COUNT(*) FROM login_failures WHERE username_key = ?")
+            .bind(key)
+            .fetch_one(pool)
+            .await
+            .expect("login failures can be counted")
+            .get(0))
+    }
+
+    /// Every column of every recorded failed login, as text.
+    pub async fn login_failure_rows(&self) -> Vec<Vec<String>> {
+        // Binary-collated columns are read only as bytes on MySQL: cast them.
+        const SQL: &str = "SELECT CAST(id AS CHAR), CAST(username_key AS CHAR),              CAST(address AS CHAR), CAST(failed_at AS CHAR) FROM login_failures ORDER BY id";
+        on_db!(self, pool => sqlx::query(SQL)
+            .fetch_all(pool)
+            .await
+            .expect("login failures can be read")
+            .into_iter()
+            .map(|row| (0..4).map(|column| row.get::<String, _>(column)).collect())
+            .collect())
     }
 
     /// Removes a user (and, by the foreign key, the user's entries).

@@ -16,10 +16,13 @@ use crate::helpers::{TestApp, on_both_backends};
 on_both_backends!(
     http_api_events_walk_the_contract,
     rest_api_events_walk_the_contract,
+    http_api_events_refresh_log_out_and_check_the_password,
+    rest_api_events_refresh_log_out_and_check_the_password,
     http_api_named_stages_are_routed,
     a_function_serves_only_its_own_route,
     wrong_methods_on_any_routes_get_405,
     the_default_route_answers_unknown_paths_with_404,
+    failed_logins_count_by_the_gateway_s_source_ip,
 );
 
 /// What a function answered: the Lambda response and its body.
@@ -214,6 +217,110 @@ async fn rest_api_events_walk_the_contract(app: TestApp) {
     walk_the_contract(&app, "rest-api-v1").await;
 }
 
+/// The session endpoints, each through its own function: a login's refresh token traded at
+/// auth-refresh, a wrong current password at auth-password, and auth-logout ending the session.
+async fn refresh_log_out_and_check_the_password(app: &TestApp, payload: &str) {
+    let fixture = |name: &str| format!("{payload}/{name}.json");
+    let state = &app.state;
+
+    let registered = invoke(Endpoint::Register, state, event(&fixture("register"), "")).await;
+    assert_eq!(registered.status, 200, "{}", registered.response);
+    let issued = invoke(Endpoint::Token, state, event(&fixture("token"), "")).await;
+    assert_eq!(issued.status, 200, "{}", issued.response);
+    let login_access = issued.body["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login_refresh = issued.body["data"]["refresh_token"]
+        .as_str()
+        .expect("the login answers a refresh_token")
+        .to_owned();
+    assert!(
+        issued.body["data"]["refresh_expires_in"].as_u64() > Some(0),
+        "{}",
+        issued.body
+    );
+
+    // The refresh event carries the refresh token in its body, where the placeholder is.
+    let refreshed = invoke(
+        Endpoint::Refresh,
+        state,
+        event(&fixture("refresh"), &login_refresh),
+    )
+    .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.response);
+    assert_eq!(refreshed.body["status"], "success");
+    assert_eq!(
+        refreshed.body["message"],
+        "Access token refreshed successfully."
+    );
+    let data = &refreshed.body["data"];
+    assert_eq!(data["token_type"], "Bearer");
+    assert!(data["expires_in"].as_u64() > Some(0), "{data}");
+    assert!(data["refresh_expires_in"].as_u64() > Some(0), "{data}");
+    let access = data["access_token"].as_str().unwrap().to_owned();
+    let refresh = data["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(
+        refresh, login_refresh,
+        "a refresh hands out a new refresh token"
+    );
+    // The login's refresh token is used up (presented again within the grace period: refused,
+    // the session lives on).
+    let reused = invoke(
+        Endpoint::Refresh,
+        state,
+        event(&fixture("refresh"), &login_refresh),
+    )
+    .await;
+    assert_eq!(reused.status, 401, "{}", reused.response);
+    assert_eq!(reused.body["code"], "INVALID_REFRESH_TOKEN");
+
+    // The password event's current_password is wrong.
+    let refused = invoke(
+        Endpoint::Password,
+        state,
+        event(&fixture("password"), &access),
+    )
+    .await;
+    assert_eq!(refused.status, 401, "{}", refused.response);
+    assert_eq!(refused.body["code"], "INVALID_CREDENTIALS");
+
+    let logged_out = invoke(Endpoint::Logout, state, event(&fixture("logout"), &access)).await;
+    assert_eq!(logged_out.status, 200, "{}", logged_out.response);
+    assert_eq!(
+        logged_out.body,
+        json!({"status": "success", "message": "Logged out successfully."})
+    );
+    // The session has ended: both of its access tokens, and its refresh token, are refused.
+    for token in [&access, &login_access] {
+        let after = invoke(
+            Endpoint::Retrieve,
+            state,
+            event(&fixture("retrieve"), token),
+        )
+        .await;
+        assert_eq!(after.status, 401, "{}", after.response);
+        assert_eq!(after.body["code"], "INVALID_TOKEN");
+    }
+    let ended = invoke(
+        Endpoint::Refresh,
+        state,
+        event(&fixture("refresh"), &refresh),
+    )
+    .await;
+    assert_eq!(ended.status, 401, "{}", ended.response);
+    assert_eq!(ended.body["code"], "INVALID_REFRESH_TOKEN");
+}
+
+async fn http_api_events_refresh_log_out_and_check_the_password(app: TestApp) {
+    refresh_log_out_and_check_the_password(&app, "http-api-v2").await;
+}
+
+/// The REST API logout event has no body at all (the contract allows an empty one).
+async fn rest_api_events_refresh_log_out_and_check_the_password(app: TestApp) {
+    refresh_log_out_and_check_the_password(&app, "rest-api-v1").await;
+}
+
 async fn http_api_named_stages_are_routed(app: TestApp) {
     let mut registration = event("http-api-v2/register.json", "");
     registration["rawPath"] = json!("/prod/auth/register");
@@ -274,5 +381,55 @@ async fn the_default_route_answers_unknown_paths_with_404(app: TestApp) {
         let answer = invoke(Endpoint::Token, &app.state, unmatched).await;
         assert_eq!(answer.status, 404, "{path}: {}", answer.response);
         assert_eq!(answer.body["code"], "NOT_FOUND");
+    }
+}
+
+/// Login throttling counts a Lambda caller by the source IP of API Gateway's request context,
+/// not by the `X-Forwarded-For` the events also carry (203.0.113.10).
+async fn failed_logins_count_by_the_gateway_s_source_ip(app: TestApp) {
+    let registered = invoke(
+        Endpoint::Register,
+        &app.state,
+        event("http-api-v2/register.json", ""),
+    )
+    .await;
+    assert_eq!(registered.status, 200, "{}", registered.response);
+    let wrong_login = |payload: &str| {
+        let mut event = event(&format!("{payload}/token.json"), "");
+        event["body"] = json!(r#"{"username":"lambda_user","password":"Wr0ng!Password"}"#);
+        let context = &mut event["requestContext"];
+        match payload {
+            "http-api-v2" => context["http"]["sourceIp"] = json!("192.0.2.99"),
+            _ => context["identity"]["sourceIp"] = json!("192.0.2.99"),
+        }
+        event
+    };
+    for payload in [
+        "http-api-v2",
+        "rest-api-v1",
+        "http-api-v2",
+        "rest-api-v1",
+        "http-api-v2",
+    ] {
+        let failed = invoke(Endpoint::Token, &app.state, wrong_login(payload)).await;
+        assert_eq!(failed.status, 401, "{}", failed.response);
+    }
+    let rows = app.db.login_failure_rows().await;
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert!(rows.iter().all(|row| row[2] == "192.0.2.99"), "{rows:?}");
+
+    for payload in ["http-api-v2", "rest-api-v1"] {
+        let throttled = invoke(Endpoint::Token, &app.state, wrong_login(payload)).await;
+        assert_eq!(throttled.status, 429, "{}", throttled.response);
+        assert_eq!(throttled.body["code"], "TOO_MANY_ATTEMPTS");
+        let retry_after = throttled.response["headers"]["retry-after"]
+            .as_str()
+            .or(throttled.response["multiValueHeaders"]["retry-after"][0].as_str())
+            .unwrap_or_else(|| panic!("a Retry-After header: {}", throttled.response));
+        assert!(
+            retry_after
+                .parse::<u64>()
+                .is_ok_and(|secs| (1..=900).contains(&secs))
+        );
     }
 }

@@ -16,5 +16,7 @@ mod quotas;
 mod register;
 mod routing;
 mod security;
+mod sessions;
+mod throttling;
 mod token;
 mod upgrade;

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, on_both_backends, registration, spawn_app};
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, TestSettings, on_both_backends, registration, spawn_app_with,
+};
 
 on_both_backends!(no_answer_leaks_hashes_sql_or_driver_text);
 
@@ -80,7 +82,12 @@ async fn median_login_time(app: &TestApp, body: &serde_json::Value) -> Duration 
 /// loose enough for a busy machine and far too tight for that gap.
 #[tokio::test]
 async fn unknown_users_cost_about_what_wrong_passwords_cost() {
-    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    // Login throttling would end the measurement after five failures.
+    let settings = TestSettings {
+        login_max_failures: 1000,
+        ..TestSettings::default()
+    };
+    let app = spawn_app_with(Backend::Sqlite, settings).await.unwrap();
     app.register_user("timed").await;
     let wrong_password = json!({"username": "timed", "password": "Wr0ng!Password"});
     let unknown_user = json!({"username": "nobody_here", "password": "Wr0ng!Password"});
@@ -93,5 +100,28 @@ async fn unknown_users_cost_about_what_wrong_passwords_cost() {
     assert!(
         (0.5..2.0).contains(&ratio),
         "unknown user {unknown:?} vs wrong password {wrong:?}"
+    );
+
+    // A wrong current password on /auth/password costs a verification too: it tells nothing
+    // a wrong login would not.
+    let token = app.login("timed").await;
+    let mut times = Vec::new();
+    for _ in 0..9 {
+        let started = Instant::now();
+        let answer = app
+            .change_password(
+                &token,
+                json!({"current_password": "Wr0ng!Password", "new_password": "N3w!Passw0rd"}),
+            )
+            .await;
+        times.push(started.elapsed());
+        answer.assert_code(401, "INVALID_CREDENTIALS");
+    }
+    times.sort();
+    let password_change = times[times.len() / 2];
+    let ratio = password_change.as_secs_f64() / wrong.as_secs_f64();
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "wrong current password {password_change:?} vs wrong login password {wrong:?}"
     );
 }

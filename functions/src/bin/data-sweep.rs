@@ -3,7 +3,9 @@
 //! endpoint; the sweep frees their space and stops counting them against their users' quotas.
 //!
 //! Each invocation sweeps until nothing expired is left or its time is nearly up, and answers
-//! what it removed: `{"deleted": 1500, "batches": 4}`.
+//! what it removed: `{"deleted": 1500, "batches": 4, "sessions_removed": 12,
+//! "login_failures_removed": 3}`. Finished sessions and old failed logins (older than
+//! `LOGIN_WINDOW_SECONDS`, as the login functions are configured) go in the same run.
 
 use std::time::Duration;
 
@@ -49,11 +51,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     if store.backend() == Backend::Sqlite {
         store.migrate().await?;
     }
+    let login_window = kv_shared::config::login_window(&|name| std::env::var(name).ok())?;
     let store = &store;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ScheduledEvent>| async move {
             let deadline = functions::stop_before(event.context.deadline(), ANSWER_MARGIN);
-            handle(store, &event.payload, deadline)
+            handle(store, &event.payload, deadline, login_window)
                 .await
                 .map_err(lambda_runtime::Error::from)
         },
@@ -66,12 +69,15 @@ async fn handle(
     store: &Store,
     event: &ScheduledEvent,
     deadline: Instant,
+    login_window: Duration,
 ) -> Result<SweepReport, StoreError> {
-    let report = sweep_expired(store, deadline).await;
+    let report = sweep_expired(store, deadline, login_window).await;
     match &report {
         Ok(report) => tracing::info!(
             deleted = report.deleted,
             batches = report.batches,
+            sessions_removed = report.sessions_removed,
+            login_failures_removed = report.login_failures_removed,
             event = %event.detail_type,
             scheduled = %event.time,
             "swept expired entries"
@@ -84,6 +90,9 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default throttling window.
+    const WINDOW: Duration = Duration::from_secs(900);
 
     use kv_shared::store::{ConnectOptions, PoolSettings};
     use sqlx::{Connection, Executor, SqliteConnection};
@@ -134,13 +143,15 @@ mod tests {
         assert_eq!(event.detail_type, "Scheduled Event");
         let in_a_minute = || Instant::now() + Duration::from_secs(60);
 
-        let report = handle(&store, &event, in_a_minute()).await.unwrap();
+        let report = handle(&store, &event, in_a_minute(), WINDOW).await.unwrap();
 
         assert_eq!(
             report,
             SweepReport {
                 deleted: 1200,
-                batches: 3
+                batches: 3,
+                sessions_removed: 0,
+                login_failures_removed: 0
             }
         );
         let (entries, count, bytes): (i64, i64, i64) = sqlx::query_as(
@@ -150,7 +161,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((entries, count, bytes), (1, 1, 7));
-        let again = handle(&store, &event, in_a_minute()).await.unwrap();
+        let again = handle(&store, &event, in_a_minute(), WINDOW).await.unwrap();
         assert_eq!(again, SweepReport::default());
     }
 
@@ -158,14 +169,16 @@ mod tests {
     async fn a_sweep_past_its_deadline_stops_after_one_batch() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _db) = store_with_expired_entries(&dir).await;
-        let report = handle(&store, &scheduled_event(), Instant::now())
+        let report = handle(&store, &scheduled_event(), Instant::now(), WINDOW)
             .await
             .unwrap();
         assert_eq!(
             report,
             SweepReport {
                 deleted: 500,
-                batches: 1
+                batches: 1,
+                sessions_removed: 0,
+                login_failures_removed: 0
             }
         );
     }

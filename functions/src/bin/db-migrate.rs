@@ -276,7 +276,17 @@ mod tests {
         assert_eq!(received.physical_resource_id, PHYSICAL_RESOURCE_ID);
         assert_eq!(received.logical_resource_id, "DatabaseSchema");
         let tables = sqlite_tables(&database_url).await;
-        assert_eq!(tables, ["_sqlx_migrations", "entries", "users"]);
+        assert_eq!(
+            tables,
+            [
+                "_sqlx_migrations",
+                "entries",
+                "login_failures",
+                "refresh_tokens",
+                "sessions",
+                "users"
+            ]
+        );
 
         // An update runs the migrations again: nothing to do, and still a success.
         handle(&request("Update", &url), &http, far_deadline(), || {
@@ -336,7 +346,17 @@ mod tests {
             .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE `{name}`")))
             .await
             .unwrap();
-        assert_eq!(tables, ["_sqlx_migrations", "entries", "users"]);
+        assert_eq!(
+            tables,
+            [
+                "_sqlx_migrations",
+                "entries",
+                "login_failures",
+                "refresh_tokens",
+                "sessions",
+                "users"
+            ]
+        );
         let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/mysql"))
             .unwrap()
             .filter(|entry| entry.as_ref().unwrap().path().extension() == Some("sql".as_ref()))

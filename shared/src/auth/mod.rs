@@ -1,10 +1,15 @@
-//! Who is calling: passwords, access tokens, and the extractor that checks a bearer token.
+//! Who is calling: passwords, access tokens, login throttling, and the extractor that checks a
+//! bearer token.
 
 mod password;
+mod refresh;
+mod throttle;
 mod token;
 
 pub use password::{PasswordError, Passwords};
-pub use token::{Claims, TokenError, Tokens};
+pub use refresh::{RefreshToken, refresh_token_hash};
+pub use throttle::{LoginGuard, LoginThrottle};
+pub use token::{Claims, TokenError, Tokens, key_id};
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -12,11 +17,25 @@ use axum::http::request::Parts;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::store::Session;
 
-/// The user an `Authorization: Bearer <token>` header proves the caller to be.
+/// The user an `Authorization: Bearer <token>` header proves the caller to be, and the
+/// session the token belongs to. Whether that session still lives is checked by the statement
+/// that serves the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthUser {
     pub user_id: i64,
+    pub session_id: i64,
+}
+
+impl AuthUser {
+    /// The session the token names.
+    pub fn session(&self) -> Session {
+        Session {
+            user_id: self.user_id,
+            id: self.session_id,
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -34,7 +53,11 @@ impl FromRequestParts<AppState> for AuthUser {
             .verify(token)
             .map_err(|_| ApiError::InvalidToken)?;
         let user_id = claims.sub.parse().map_err(|_| ApiError::InvalidToken)?;
-        Ok(AuthUser { user_id })
+        let session_id = claims.sid.parse().map_err(|_| ApiError::InvalidToken)?;
+        Ok(AuthUser {
+            user_id,
+            session_id,
+        })
     }
 }
 

@@ -1,15 +1,29 @@
 //! HS256 access tokens: issued by `/auth/token`, checked by every `/data` endpoint.
+//!
+//! Several keys may be configured, so that the signing key can be rotated without logging anyone
+//! out: the first signs, and every token names its key in the header's `kid`, a fingerprint of
+//! the key ([`key_id`]). A token verifies under the configured key its `kid` names; a token
+//! without `kid` (issued before keys had ids) only under the first.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+/// Bytes of the key's SHA-256 digest its id keeps: 72 bits, 12 base64url characters.
+const KEY_ID_BYTES: usize = 9;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     /// The user id, as a string.
     pub sub: String,
+    /// The session the token belongs to, as a string. Required: a token without it does not
+    /// verify.
+    pub sid: String,
     /// Issued at, in seconds since the epoch.
     pub iat: u64,
     /// Expires at, in seconds since the epoch.
@@ -18,27 +32,57 @@ pub struct Claims {
 
 /// A token that could not be issued or does not verify.
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct TokenError(#[from] jsonwebtoken::errors::Error);
+pub enum TokenError {
+    /// Malformed, badly signed, of another algorithm, expired, or missing a claim.
+    #[error(transparent)]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+    /// The header's `kid` names no configured key (a retired key, or a forgery).
+    #[error("the token's kid names no configured key")]
+    UnknownKey,
+}
 
-/// Issues and verifies access tokens with one HMAC secret.
+/// The `kid` of `key`: base64url (no padding) of the first 9 bytes of its SHA-256 digest. It
+/// tells keys apart without revealing them.
+pub fn key_id(key: &[u8]) -> String {
+    let digest = digest::digest(&digest::SHA256, key);
+    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..KEY_ID_BYTES])
+}
+
+/// One configured key, ready to verify.
+struct VerifyingKey {
+    id: String,
+    key: DecodingKey,
+}
+
+/// Issues access tokens with the first configured key and verifies them with any.
 pub struct Tokens {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    signing_key_id: String,
+    /// Every configured key, the signing key first.
+    keys: Vec<VerifyingKey>,
     validation: Validation,
     lifetime: Duration,
 }
 
 impl Tokens {
-    /// Tokens signed with `secret` that live for `lifetime`. Panics if `secret` is empty, which
-    /// jsonwebtoken refuses as an HMAC key (the configuration requires at least 32 bytes).
-    pub fn new(secret: &[u8], lifetime: Duration) -> Tokens {
+    /// Tokens signed with `keys[0]`, verified with any of `keys`, that live for `lifetime`.
+    /// Panics if `keys` is empty or holds an empty key, which jsonwebtoken refuses as an HMAC
+    /// key (the configuration requires at least one key of at least 32 bytes).
+    pub fn new(keys: &[Vec<u8>], lifetime: Duration) -> Tokens {
+        let signing = keys.first().expect("at least one JWT key");
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["sub", "iat", "exp"]);
         Tokens {
-            encoding: EncodingKey::from_secret(secret).expect("a non-empty JWT secret"),
-            decoding: DecodingKey::from_secret(secret).expect("a non-empty JWT secret"),
+            encoding: EncodingKey::from_secret(signing).expect("a non-empty JWT key"),
+            signing_key_id: key_id(signing),
+            keys: keys
+                .iter()
+                .map(|key| VerifyingKey {
+                    id: key_id(key),
+                    key: DecodingKey::from_secret(key).expect("a non-empty JWT key"),
+                })
+                .collect(),
             validation,
             lifetime,
         }
@@ -49,33 +93,45 @@ impl Tokens {
         self.lifetime
     }
 
-    /// A signed token whose subject is `user_id`.
-    pub fn issue(&self, user_id: i64) -> Result<String, TokenError> {
+    /// A token of session `session_id` whose subject is `user_id`, signed with the first key
+    /// and naming it in its header's `kid`.
+    pub fn issue(&self, user_id: i64, session_id: i64) -> Result<String, TokenError> {
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
         let claims = Claims {
             sub: user_id.to_string(),
+            sid: session_id.to_string(),
             iat,
             exp: iat + self.lifetime.as_secs(),
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing_key_id.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }
 
-    /// The claims of `token` when it is an unexpired HS256 token signed with this secret.
+    /// The claims of `token` when it is an unexpired HS256 token signed with the configured key
+    /// its `kid` names (with the first key when it has no `kid`).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
+        let header = jsonwebtoken::decode_header(token)?;
+        let key = match header.kid {
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|key| key.id == kid)
+                .ok_or(TokenError::UnknownKey)?,
+            None => &self.keys[0],
+        };
+        Ok(jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation)?.claims)
     }
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens")
+            .field("signing_key_id", &self.signing_key_id)
+            .field("keys", &self.keys.len())
             .field("lifetime", &self.lifetime)
             .finish_non_exhaustive()
     }
@@ -86,94 +142,199 @@ mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"a-test-secret-that-is-at-least-32-bytes";
+    const PREVIOUS: &[u8] = b"the-previous-secret-of-at-least-32-bytes";
+    const RETIRED: &[u8] = b"a-retired-secret-that-is-at-least-32-bytes";
 
     fn tokens() -> Tokens {
-        Tokens::new(SECRET, Duration::from_secs(3600))
+        Tokens::new(&[SECRET.to_vec()], Duration::from_secs(3600))
+    }
+
+    /// The new key first, the previous one still configured.
+    fn rotating() -> Tokens {
+        Tokens::new(
+            &[SECRET.to_vec(), PREVIOUS.to_vec()],
+            Duration::from_secs(3600),
+        )
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn valid_claims() -> Claims {
+        Claims {
+            sub: "1".into(),
+            sid: "7".into(),
+            iat: now(),
+            exp: now() + 60,
+        }
+    }
+
+    /// `claims` signed by hand with `key`, its header naming `kid`.
+    fn sign(
+        algorithm: Algorithm,
+        key: &[u8],
+        kid: Option<String>,
+        claims: &impl Serialize,
+    ) -> String {
+        let mut header = Header::new(algorithm);
+        header.kid = kid;
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(key).unwrap()).unwrap()
     }
 
     #[test]
-    fn issued_tokens_verify() {
-        let tokens = tokens();
-        let claims = tokens.verify(&tokens.issue(42).unwrap()).unwrap();
+    fn issued_tokens_verify_and_name_their_key() {
+        let tokens = rotating();
+        let token = tokens.issue(42, 9).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, Algorithm::HS256);
+        assert_eq!(header.kid.as_deref(), Some(key_id(SECRET).as_str()));
+        let claims = tokens.verify(&token).unwrap();
         assert_eq!(claims.sub, "42");
+        assert_eq!(claims.sid, "9");
         assert_eq!(claims.exp - claims.iat, 3600);
+    }
+
+    #[test]
+    fn key_ids_are_short_fingerprints() {
+        let id = key_id(SECRET);
+        assert_eq!(id.len(), 12);
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(id, key_id(SECRET), "the same key, the same id");
+        assert_ne!(id, key_id(PREVIOUS));
+        assert!(!String::from_utf8_lossy(SECRET).contains(&id));
+    }
+
+    #[test]
+    fn tokens_of_the_previous_key_verify_while_it_is_configured() {
+        // Issued before the rotation, when PREVIOUS was the only key.
+        let before = Tokens::new(&[PREVIOUS.to_vec()], Duration::from_secs(3600));
+        let token = before.issue(5, 3).unwrap();
+        let claims = rotating().verify(&token).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.sid.as_str()), ("5", "3"));
+        // Once the previous key is removed, they no longer do.
+        assert!(matches!(
+            tokens().verify(&token),
+            Err(TokenError::UnknownKey)
+        ));
+    }
+
+    #[test]
+    fn a_kid_that_names_no_configured_key_is_refused() {
+        let retired = sign(
+            Algorithm::HS256,
+            RETIRED,
+            Some(key_id(RETIRED)),
+            &valid_claims(),
+        );
+        assert!(matches!(
+            rotating().verify(&retired),
+            Err(TokenError::UnknownKey)
+        ));
+        // Nor may a token name a configured key and be signed with another.
+        let mislabelled = sign(
+            Algorithm::HS256,
+            RETIRED,
+            Some(key_id(PREVIOUS)),
+            &valid_claims(),
+        );
+        assert!(rotating().verify(&mislabelled).is_err());
+    }
+
+    #[test]
+    fn tokens_without_kid_are_checked_against_the_first_key_only() {
+        let first = sign(Algorithm::HS256, SECRET, None, &valid_claims());
+        assert_eq!(rotating().verify(&first).unwrap(), valid_claims());
+        let second = sign(Algorithm::HS256, PREVIOUS, None, &valid_claims());
+        assert!(rotating().verify(&second).is_err());
     }
 
     #[test]
     fn another_secret_is_refused() {
         let other = Tokens::new(
-            b"another-secret-of-at-least-32-bytes!!",
+            &[b"another-secret-of-at-least-32-bytes!!".to_vec()],
             Duration::from_secs(60),
         );
-        assert!(tokens().verify(&other.issue(1).unwrap()).is_err());
+        assert!(tokens().verify(&other.issue(1, 1).unwrap()).is_err());
     }
 
     #[test]
     fn expired_tokens_are_refused() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
         let claims = Claims {
             sub: "1".into(),
-            iat: now - 100,
-            exp: now - 1,
+            sid: "1".into(),
+            iat: now() - 100,
+            exp: now() - 1,
         };
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(SECRET).unwrap(),
-        )
-        .unwrap();
+        let token = sign(Algorithm::HS256, SECRET, Some(key_id(SECRET)), &claims);
         assert!(tokens().verify(&token).is_err());
     }
 
     #[test]
     fn other_algorithms_and_none_are_refused() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let claims = Claims {
-            sub: "1".into(),
-            iat: now,
-            exp: now + 60,
-        };
-        let hs512 = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
-            &claims,
-            &EncodingKey::from_secret(SECRET).unwrap(),
-        )
-        .unwrap();
+        let hs512 = sign(
+            Algorithm::HS512,
+            SECRET,
+            Some(key_id(SECRET)),
+            &valid_claims(),
+        );
         assert!(tokens().verify(&hs512).is_err());
 
-        // An unsigned token: header {"alg":"none","typ":"JWT"}, the same claims, no signature.
-        let valid = tokens().issue(1).unwrap();
+        // An unsigned token: header {"alg":"none","typ":"JWT"}, the same claims, no signature;
+        // and the same with the key's id.
+        let valid = tokens().issue(1, 1).unwrap();
         let payload = valid.split('.').nth(1).unwrap();
         let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
         assert!(tokens().verify(&unsigned).is_err());
+        let header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#,
+            key_id(SECRET)
+        ));
+        assert!(tokens().verify(&format!("{header}.{payload}.")).is_err());
     }
 
     #[test]
     fn claims_are_required() {
         #[derive(Serialize)]
         struct NoSubject {
+            sid: String,
             iat: u64,
             exp: u64,
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &NoSubject {
-                iat: now,
-                exp: now + 60,
-            },
-            &EncodingKey::from_secret(SECRET).unwrap(),
-        )
-        .unwrap();
-        assert!(tokens().verify(&token).is_err());
+        #[derive(Serialize)]
+        struct NoSession {
+            sub: String,
+            iat: u64,
+            exp: u64,
+        }
+        let no_subject = NoSubject {
+            sid: "1".into(),
+            iat: now(),
+            exp: now() + 60,
+        };
+        let no_session = NoSession {
+            sub: "1".into(),
+            iat: now(),
+            exp: now() + 60,
+        };
+        for token in [
+            sign(Algorithm::HS256, SECRET, Some(key_id(SECRET)), &no_subject),
+            sign(Algorithm::HS256, SECRET, Some(key_id(SECRET)), &no_session),
+            sign(Algorithm::HS256, SECRET, None, &no_session),
+        ] {
+            assert!(tokens().verify(&token).is_err());
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "at least one JWT key")]
+    fn no_keys_is_a_programming_error() {
+        Tokens::new(&[], Duration::from_secs(60));
     }
 }

@@ -1,11 +1,12 @@
-//! `POST /auth/register` and `POST /auth/token`.
+//! `POST /auth/register` and `POST /auth/token` (which starts a session).
 
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::extract::JsonObject;
+use super::extract::{ClientAddress, JsonObject};
+use super::sessions::{SessionTokens, start_session};
 use super::{Success, success_data};
 use crate::AppState;
 use crate::error::ApiError;
@@ -26,13 +27,6 @@ pub(super) struct RegisteredUser {
     full_name: String,
     age: Option<i64>,
     gender: String,
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct AccessToken {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: u64,
 }
 
 /// A string field whose wrong JSON type is a malformed request.
@@ -134,8 +128,9 @@ fn validate_registration(body: &Map<String, Value>) -> Result<Registration<'_>, 
 
 pub(super) async fn token(
     State(state): State<AppState>,
+    address: ClientAddress,
     JsonObject(body): JsonObject,
-) -> Result<Json<Success<AccessToken>>, ApiError> {
+) -> Result<Json<Success<SessionTokens>>, ApiError> {
     let username = string_field(&body, "username")?;
     let password = string_field(&body, "password")?;
     let (Some(username), Some(password)) = (username, password) else {
@@ -144,6 +139,12 @@ pub(super) async fn token(
     if is_blank(Some(username)) || is_blank(Some(password)) {
         return Err(ApiError::MissingCredentials);
     }
+    // Counted as a failure from here on, unless the password turns out right; a throttled
+    // attempt answers 429 before any hashing.
+    let attempt = state
+        .throttle
+        .begin(&state.store, username, &address)
+        .await?;
 
     let internal = |error: crate::auth::PasswordError| ApiError::Internal(error.to_string());
     // A name that breaks the username rules names no one: no need to ask the database (whose
@@ -169,18 +170,14 @@ pub(super) async fn token(
             None
         }
     };
-    let user_id = user_id.ok_or(ApiError::InvalidCredentials)?;
+    let Some(user_id) = user_id else {
+        attempt.failed();
+        return Err(ApiError::InvalidCredentials);
+    };
+    attempt.succeeded().await?;
 
-    let access_token = state
-        .tokens
-        .issue(user_id)
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
     Ok(success_data(
         Some("Access token generated successfully."),
-        AccessToken {
-            access_token,
-            token_type: "Bearer",
-            expires_in: state.tokens.lifetime().as_secs(),
-        },
+        start_session(&state, user_id).await?,
     ))
 }

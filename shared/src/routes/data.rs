@@ -120,7 +120,7 @@ pub(super) async fn store(
 ) -> Result<Response, ApiError> {
     let tag = state
         .store
-        .insert_entry(user.user_id, &key, &value, ttl, &state.quota)
+        .insert_entry(user.session(), &key, &value, ttl, &state.quota)
         .await?;
     Ok(with_tag(&tag, success_message("Data stored successfully.")))
 }
@@ -133,7 +133,7 @@ pub(super) async fn retrieve(
 ) -> Result<Response, ApiError> {
     let (value, tag) = state
         .store
-        .get_entry(user.user_id, &key)
+        .get_entry(user.session(), &key)
         .await?
         .ok_or(ApiError::KeyNotFound)?;
     let unchanged = TagCondition::from_headers(headers.get_all(IF_NONE_MATCH))
@@ -156,7 +156,7 @@ pub(super) async fn update(
     let tag = state
         .store
         .update_entry(
-            user.user_id,
+            user.session(),
             &key,
             &value,
             expiry,
@@ -179,7 +179,7 @@ pub(super) async fn delete(
     let if_match = TagCondition::from_headers(headers.get_all(IF_MATCH));
     state
         .store
-        .delete_entry(user.user_id, &key, if_match.as_ref())
+        .delete_entry(user.session(), &key, if_match.as_ref())
         .await?;
     Ok(success_message("Data deleted successfully."))
 }

@@ -1,10 +1,15 @@
 //! Extractors that turn the raw request into handler input, rejecting in the contract's terms.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -42,5 +47,110 @@ impl<S: Send + Sync> FromRequestParts<S> for Key {
             .await
             .map_err(|_| ApiError::InvalidKey)?;
         Key::parse(key).ok_or(ApiError::InvalidKey)
+    }
+}
+
+/// The address the caller's request came from, as text: on Lambda the source IP API Gateway
+/// saw (its `requestContext`), locally the socket's peer address. Headers such as
+/// `X-Forwarded-For` are never read: any client can write them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(String);
+
+impl ClientAddress {
+    /// What stands for the address when none is known (a request that came neither through API
+    /// Gateway nor through a listener that records peers): such requests are then throttled
+    /// per username, and together per this address.
+    pub const UNKNOWN: &str = "unknown";
+
+    /// The address as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The address of a request with these parts.
+    pub fn of(parts: &Parts) -> ClientAddress {
+        let from_gateway = match parts.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+            Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.clone(),
+            _ => None,
+        };
+        let address = from_gateway
+            .filter(|address| !address.trim().is_empty())
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    // An IPv4 peer of a dual-stack socket counts as its IPv4 address.
+                    .map(|ConnectInfo(peer)| peer.ip().to_canonical().to_string())
+            })
+            .unwrap_or_else(|| ClientAddress::UNKNOWN.to_owned());
+        ClientAddress(address)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(ClientAddress::of(parts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+    use lambda_http::request::LambdaRequest;
+
+    fn parts_of(request: Request<()>) -> Parts {
+        request.into_parts().0
+    }
+
+    #[test]
+    fn locally_the_peer_address_counts_and_forwarded_headers_do_not() {
+        let mut request = Request::builder()
+            .header("x-forwarded-for", "198.51.100.7")
+            .body(())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 4000))));
+        assert_eq!(ClientAddress::of(&parts_of(request)).as_str(), "127.0.0.1");
+
+        let mut mapped = Request::new(());
+        let peer: SocketAddr = "[::ffff:192.0.2.1]:80".parse().unwrap();
+        mapped.extensions_mut().insert(ConnectInfo(peer));
+        assert_eq!(ClientAddress::of(&parts_of(mapped)).as_str(), "192.0.2.1");
+    }
+
+    #[test]
+    fn without_any_address_a_placeholder_counts() {
+        let request = Request::builder()
+            .header("x-forwarded-for", "198.51.100.7")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            ClientAddress::of(&parts_of(request)).as_str(),
+            ClientAddress::UNKNOWN
+        );
+    }
+
+    /// The source IP of the repository's sample events, through lambda_http's own conversion,
+    /// and not their `X-Forwarded-For` (203.0.113.10).
+    #[test]
+    fn on_lambda_the_gateway_s_source_ip_counts() {
+        for event in ["http-api-v2/token.json", "rest-api-v1/token.json"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/fixtures/events")
+                .join(event);
+            let text = std::fs::read_to_string(&path).unwrap().replace(
+                r#""sourceIp": "203.0.113.10""#,
+                r#""sourceIp": "192.0.2.99""#,
+            );
+            let request: LambdaRequest = serde_json::from_str(&text).unwrap();
+            let request: lambda_http::Request = request.into();
+            let (parts, _) = request.into_parts();
+            assert_eq!(ClientAddress::of(&parts).as_str(), "192.0.2.99", "{event}");
+        }
     }
 }

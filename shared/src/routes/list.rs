@@ -135,7 +135,7 @@ pub(super) async fn list(
     // One more than the page, to tell whether another page follows.
     let mut entries = state
         .store
-        .list_entries(user.user_id, &prefix, after.as_deref(), limit + 1)
+        .list_entries(user.session(), &prefix, after.as_deref(), limit + 1)
         .await?;
     let next_cursor = if entries.len() > limit as usize {
         entries.truncate(limit as usize);

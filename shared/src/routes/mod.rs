@@ -6,6 +6,7 @@ mod data;
 mod extract;
 mod health;
 mod list;
+mod sessions;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
@@ -15,6 +16,8 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::error::ApiError;
+
+pub use extract::ClientAddress;
 
 /// Largest request body accepted, in bytes (1 MiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -31,6 +34,9 @@ pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 pub enum Endpoint {
     Register,
     Token,
+    Refresh,
+    Logout,
+    Password,
     Store,
     Retrieve,
     Update,
@@ -40,9 +46,12 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the contract's order.
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::Register,
         Endpoint::Token,
+        Endpoint::Refresh,
+        Endpoint::Logout,
+        Endpoint::Password,
         Endpoint::Store,
         Endpoint::Retrieve,
         Endpoint::Update,
@@ -53,7 +62,12 @@ impl Endpoint {
     /// The HTTP method of the endpoint.
     pub fn method(self) -> &'static str {
         match self {
-            Endpoint::Register | Endpoint::Token | Endpoint::Store => "POST",
+            Endpoint::Register
+            | Endpoint::Token
+            | Endpoint::Refresh
+            | Endpoint::Logout
+            | Endpoint::Password
+            | Endpoint::Store => "POST",
             Endpoint::Retrieve | Endpoint::List => "GET",
             Endpoint::Update => "PUT",
             Endpoint::Delete => "DELETE",
@@ -65,6 +79,9 @@ impl Endpoint {
         match self {
             Endpoint::Register => "/auth/register",
             Endpoint::Token => "/auth/token",
+            Endpoint::Refresh => "/auth/refresh",
+            Endpoint::Logout => "/auth/logout",
+            Endpoint::Password => "/auth/password",
             Endpoint::Store => "/data/store",
             Endpoint::Retrieve => "/data/retrieve/{key}",
             Endpoint::Update => "/data/update/{key}",
@@ -79,6 +96,9 @@ impl Endpoint {
         match self {
             Endpoint::Register => "auth-register",
             Endpoint::Token => "auth-token",
+            Endpoint::Refresh => "auth-refresh",
+            Endpoint::Logout => "auth-logout",
+            Endpoint::Password => "auth-password",
             Endpoint::Store => "data-store",
             Endpoint::Retrieve => "data-retrieve",
             Endpoint::Update => "data-update",
@@ -91,6 +111,9 @@ impl Endpoint {
         match self {
             Endpoint::Register => post(auth::register),
             Endpoint::Token => post(auth::token),
+            Endpoint::Refresh => post(sessions::refresh),
+            Endpoint::Logout => post(sessions::logout),
+            Endpoint::Password => post(sessions::change_password),
             Endpoint::Store => post(data::store),
             Endpoint::Retrieve => get(data::retrieve),
             Endpoint::Update => put(data::update),

@@ -13,16 +13,13 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
 use sqlx::sqlite::SqliteConnection;
 
-use super::{Backend, Store, StoreError, is_foreign_key_violation, is_unique_violation};
+use super::sessions::{SESSION_LIVES, Session};
+use super::{Backend, Store, StoreError, is_unique_violation};
 use crate::entity_tag::{EntityTag, TagCondition};
 use crate::validation::{Key, Value};
-
-/// How many times a write that MySQL ended in a deadlock is run in all.
-const WRITE_ATTEMPTS: u32 = 5;
 
 /// How many expired entries one sweep transaction removes.
 const SWEEP_BATCH: usize = 500;
@@ -54,7 +51,7 @@ enum Refusal {
     KeyNotFound,
     PreconditionFailed,
     QuotaExceeded,
-    UnknownUser,
+    SessionEnded,
 }
 
 impl From<Refusal> for StoreError {
@@ -64,7 +61,7 @@ impl From<Refusal> for StoreError {
             Refusal::KeyNotFound => StoreError::KeyNotFound,
             Refusal::PreconditionFailed => StoreError::PreconditionFailed,
             Refusal::QuotaExceeded => StoreError::QuotaExceeded,
-            Refusal::UnknownUser => StoreError::UnknownUser,
+            Refusal::SessionEnded => StoreError::SessionEnded,
         }
     }
 }
@@ -80,19 +77,39 @@ pub struct ListedEntry {
     pub expires_at: Option<i64>,
 }
 
-/// A page of a listing with a prefix: one range of the primary key, `(user_id, entry_key)`
-/// from after the cursor and the prefix to the prefix's upper bound; expired rows in it are
-/// skipped, never counted.
+/// A page of a listing with a prefix, if the session lives: one range of the primary key,
+/// `(user_id, entry_key)` from after the cursor and the prefix to the prefix's upper bound;
+/// expired rows in it are skipped, never counted. The session's check is a condition that does
+/// not depend on the row, evaluated once; an empty page is told apart from an ended session by
+/// [`SESSION_LIVES`].
 const LIST_BOUNDED: &str = "SELECT entry_key, etag, value_size, expires_at FROM entries \
      WHERE user_id = ? AND entry_key > ? AND entry_key >= ? AND entry_key < ? \
        AND (expires_at IS NULL OR expires_at > ?) \
+       AND EXISTS (SELECT 1 FROM sessions WHERE id = ? AND user_id = ? AND ended_at IS NULL) \
      ORDER BY entry_key LIMIT ?";
 
 /// [`LIST_BOUNDED`] for a prefix that has no upper bound (the empty one).
 const LIST_UNBOUNDED: &str = "SELECT entry_key, etag, value_size, expires_at FROM entries \
      WHERE user_id = ? AND entry_key > ? AND entry_key >= ? \
        AND (expires_at IS NULL OR expires_at > ?) \
+       AND EXISTS (SELECT 1 FROM sessions WHERE id = ? AND user_id = ? AND ended_at IS NULL) \
      ORDER BY entry_key LIMIT ?";
+
+/// Reads an entry for a write, `$suffix` after, with whether its session lives: the subquery
+/// reads the session's row without locking it (a locking read locks only the outer table's
+/// rows), so that concurrent writes of one session do not queue on it. No row: the key is not
+/// there ([`SESSION_LIVES`] then tells 404 from 401). Parameters: the session, its user, the
+/// user again and the key.
+macro_rules! concat_session_entry {
+    ($suffix:literal) => {
+        concat!(
+            "SELECT etag, value_size, expires_at, \
+               EXISTS (SELECT 1 FROM sessions WHERE id = ? AND user_id = ? AND ended_at IS NULL) \
+             FROM entries WHERE user_id = ? AND entry_key = ?",
+            $suffix
+        )
+    };
+}
 
 /// The entries a sweep batch looks at: a range of the index on `expires_at`, read without
 /// locks.
@@ -111,108 +128,72 @@ fn millis_after(now: i64, duration: Duration) -> i64 {
     now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// What the two backends do differently in a write transaction.
-trait WriteDialect: Connection {
-    /// Reads an entry for a write: the row stays locked until the transaction ends.
+/// How each backend reads an entry for a write, with its session (`concat_session_entry!`):
+/// the rows stay locked until the transaction ends.
+trait SelectForWrite {
     const SELECT_ENTRY_FOR_WRITE: &'static str;
-
-    /// Starts a transaction that will write.
-    async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, Self::Database>, sqlx::Error>;
+    /// The entry alone, for a store whose transaction has already checked the session: locking
+    /// the session's row too would wait for the shared lock that another store's check holds
+    /// on it, while that store waits for this one's user row.
+    const SELECT_STORED_ENTRY_FOR_WRITE: &'static str;
 }
 
-impl WriteDialect for MySqlConnection {
-    const SELECT_ENTRY_FOR_WRITE: &'static str = "SELECT etag, value_size, expires_at FROM entries \
+impl SelectForWrite for MySqlConnection {
+    const SELECT_ENTRY_FOR_WRITE: &'static str = concat_session_entry!(" FOR UPDATE");
+    const SELECT_STORED_ENTRY_FOR_WRITE: &'static str = "SELECT etag, value_size, expires_at FROM entries \
          WHERE user_id = ? AND entry_key = ? FOR UPDATE";
-
-    async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, Self::Database>, sqlx::Error> {
-        self.begin().await
-    }
 }
 
-impl WriteDialect for SqliteConnection {
-    const SELECT_ENTRY_FOR_WRITE: &'static str =
+impl SelectForWrite for SqliteConnection {
+    const SELECT_ENTRY_FOR_WRITE: &'static str = concat_session_entry!("");
+    const SELECT_STORED_ENTRY_FOR_WRITE: &'static str =
         "SELECT etag, value_size, expires_at FROM entries WHERE user_id = ? AND entry_key = ?";
-
-    async fn begin_write(&mut self) -> Result<sqlx::Transaction<'_, Self::Database>, sqlx::Error> {
-        // Takes the write lock at once: a deferred transaction that reads and then writes can
-        // fail with SQLITE_BUSY when another writer went first, whatever the busy timeout.
-        self.begin_with("BEGIN IMMEDIATE").await
-    }
 }
 
-fn select_entry_for_write<C: WriteDialect>(_: &C) -> &'static str {
+fn select_entry_for_write<C: SelectForWrite>(_: &C) -> &'static str {
     C::SELECT_ENTRY_FOR_WRITE
 }
 
-/// Whether MySQL rolled the transaction back to break a deadlock (SQLSTATE 40001), in which
-/// case it may be run again.
-fn is_deadlock(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
+fn select_stored_entry_for_write<C: SelectForWrite>(_: &C) -> &'static str {
+    C::SELECT_STORED_ENTRY_FOR_WRITE
 }
 
-/// Runs `$attempt`, an async block giving `Result<Result<T, Refusal>, sqlx::Error>`, again
-/// while MySQL ends it in a deadlock, at most [`WRITE_ATTEMPTS`] times.
-macro_rules! retry_on_deadlock {
-    ($attempt:expr) => {{
-        let mut attempt = 1;
-        loop {
-            let result: Result<Result<_, Refusal>, sqlx::Error> = $attempt.await;
-            match result {
-                Err(error) if is_deadlock(&error) && attempt < WRITE_ATTEMPTS => attempt += 1,
-                other => break other,
-            }
-        }
-    }};
-}
-
-/// Runs `$body` in a write transaction on `$connection`, bound to `$transaction`: `$body` is an
-/// expression whose `?` gives `sqlx::Error` and whose value is `Result<T, Refusal>`. The
-/// transaction commits when the body gives `Ok(Ok(_))` and is rolled back at once otherwise
-/// (dropped, it would keep its locks until the connection's next use). A deadlock runs it all
-/// again.
-macro_rules! write_transaction {
-    ($connection:ident, $transaction:ident => $body:expr) => {
-        retry_on_deadlock!(async {
-            let mut $transaction = $connection.begin_write().await?;
-            let outcome: Result<Result<_, Refusal>, sqlx::Error> = async { $body }.await;
-            match outcome {
-                Ok(Ok(value)) => {
-                    $transaction.commit().await?;
-                    Ok(Ok(value))
-                }
-                Ok(Err(refusal)) => {
-                    $transaction.rollback().await?;
-                    Ok(Err(refusal))
-                }
-                Err(error) => {
-                    // The error is what went wrong; a rollback that fails too adds nothing.
-                    let _ = $transaction.rollback().await;
-                    Err(error)
-                }
-            }
-        })
-    };
-}
-
-/// Adds to a user's counters, if the quota allows: the row is changed (and the statement
-/// counts one row) only when each counter that grows stays within its limit.
+/// Adds to a user's counters, if the quota allows and the session lives: the row is changed
+/// (and the statement counts one row) only when each counter that grows stays within its
+/// limit and the session has not ended.
 const CHARGE_USER: &str = "UPDATE users \
      SET entry_count = entry_count + ?, entry_bytes = entry_bytes + ? \
-     WHERE id = ? AND (? <= 0 OR entry_count + ? <= ?) AND (? <= 0 OR entry_bytes + ? <= ?)";
+     WHERE id = ? AND (? <= 0 OR entry_count + ? <= ?) AND (? <= 0 OR entry_bytes + ? <= ?) \
+       AND EXISTS (SELECT 1 FROM sessions \
+                   WHERE sessions.id = ? AND sessions.user_id = users.id AND sessions.ended_at IS NULL)";
 
 /// Binds [`CHARGE_USER`]'s parameters.
 macro_rules! charge_user {
-    ($user_id:expr, $keys:expr, $bytes:expr, $quota:expr) => {
+    ($session:expr, $keys:expr, $bytes:expr, $quota:expr) => {
         sqlx::query(CHARGE_USER)
             .bind($keys)
             .bind($bytes)
-            .bind($user_id)
+            .bind($session.user_id)
             .bind($keys)
             .bind($keys)
             .bind($quota.max_keys)
             .bind($bytes)
             .bind($bytes)
             .bind($quota.max_bytes)
+            .bind($session.id)
+    };
+}
+
+/// Whether `$session` has ended (or its user is gone), read in `$transaction`: asked only to
+/// tell why a statement that checks the session changed nothing.
+macro_rules! session_ended {
+    ($transaction:ident, $session:expr) => {
+        sqlx::query(SESSION_LIVES)
+            .bind($session.id)
+            .bind($session.user_id)
+            .fetch_optional(&mut *$transaction)
+            .await?
+            .is_none()
     };
 }
 
@@ -239,16 +220,26 @@ fn writable(
     }
 }
 
-/// Reads the user's entry of `$key` in `$transaction` with `$select` (the backend's
-/// `SELECT_ENTRY_FOR_WRITE`): its tag, size and expiry, if the row exists.
+/// Reads the session's entry of `$key` in `$transaction` with `$select` (the backend's
+/// `SELECT_ENTRY_FOR_WRITE`): its tag, size and expiry, if the row exists; refuses the write
+/// when the session has ended.
 macro_rules! read_entry {
-    ($transaction:ident, $select:expr, $user_id:expr, $key:expr) => {{
-        let held: Option<(String, i64, Option<i64>)> = sqlx::query_as($select)
-            .bind($user_id)
+    ($transaction:ident, $select:expr, $session:expr, $key:expr) => {{
+        let row: Option<(String, i64, Option<i64>, bool)> = sqlx::query_as($select)
+            .bind($session.id)
+            .bind($session.user_id)
+            .bind($session.user_id)
             .bind($key.as_str())
             .fetch_optional(&mut *$transaction)
             .await?;
-        held
+        match row {
+            Some((_, _, _, false)) => return Ok(Err(Refusal::SessionEnded)),
+            Some((etag, size, expires_at, true)) => Some((etag, size, expires_at)),
+            None if session_ended!($transaction, $session) => {
+                return Ok(Err(Refusal::SessionEnded));
+            }
+            None => None,
+        }
     }};
 }
 
@@ -279,7 +270,7 @@ impl Store {
     /// replaced.
     pub async fn insert_entry(
         &self,
-        user_id: i64,
+        session: Session,
         key: &Key,
         value: &Value,
         ttl: Option<Duration>,
@@ -297,18 +288,21 @@ impl Store {
         let size = value.as_str().len() as i64;
         let bytes = quota_bytes(key, size);
         let outcome = on_connection!(self, connection => {
-            let select_for_write = select_entry_for_write(connection);
+            let select_stored = select_stored_entry_for_write(connection);
             write_transaction!(connection, transaction => {
                 // The user's row first, as every store takes it: concurrent stores of one user
                 // take turns here rather than deadlock on the foreign key's shared lock. On
                 // MySQL the row stays locked even when the quota condition fails.
-                let charged = charge_user!(user_id, 1i64, bytes, quota)
+                let charged = charge_user!(session, 1i64, bytes, quota)
                     .execute(&mut *transaction)
                     .await?
                     .rows_affected()
                     > 0;
+                if !charged && session_ended!(transaction, session) {
+                    return Ok(Err(Refusal::SessionEnded));
+                }
                 let inserted = sqlx::query(INSERT)
-                    .bind(user_id)
+                    .bind(session.user_id)
                     .bind(key.as_str())
                     .bind(value.as_str())
                     .bind(size)
@@ -319,11 +313,15 @@ impl Store {
                 match inserted {
                     Ok(_) if charged => Ok(Ok(())),
                     Ok(_) => Ok(Err(Refusal::QuotaExceeded)),
-                    Err(error) if is_foreign_key_violation(&error) => Ok(Err(Refusal::UnknownUser)),
                     Err(error) if !is_unique_violation(&error) => Err(error),
                     Err(_) => {
                         // The key is taken, and free again only if its entry has expired.
-                        let old_size = match read_entry!(transaction, select_for_write, user_id, key) {
+                        let held: Option<(String, i64, Option<i64>)> = sqlx::query_as(select_stored)
+                            .bind(session.user_id)
+                            .bind(key.as_str())
+                            .fetch_optional(&mut *transaction)
+                            .await?;
+                        let old_size = match held {
                             Some((_, old_size, Some(expired_at))) if expired_at <= now => old_size,
                             _ => return Ok(Err(Refusal::KeyExists)),
                         };
@@ -332,14 +330,14 @@ impl Store {
                         let old_bytes = quota_bytes(key, old_size);
                         let (keys_added, bytes_added) =
                             if charged { (-1i64, -old_bytes) } else { (0, bytes - old_bytes) };
-                        let recharged = charge_user!(user_id, keys_added, bytes_added, quota)
+                        let recharged = charge_user!(session, keys_added, bytes_added, quota)
                             .execute(&mut *transaction)
                             .await?
                             .rows_affected();
                         if recharged == 0 {
                             return Ok(Err(Refusal::QuotaExceeded));
                         }
-                        rewrite_entry!(transaction, REPLACE_EXPIRED, user_id, key, value, size, &etag, expires_at);
+                        rewrite_entry!(transaction, REPLACE_EXPIRED, session.user_id, key, value, size, &etag, expires_at);
                         Ok(Ok(()))
                     }
                 }
@@ -349,23 +347,33 @@ impl Store {
         Ok(etag)
     }
 
-    /// The value and tag of the user's entry, if the user holds that key and it has not
-    /// expired.
+    /// The value and tag of the session user's entry, if the user holds that key and it has
+    /// not expired; [`StoreError::SessionEnded`] when the session has ended. One statement, and
+    /// a second only when the key is not there.
     pub async fn get_entry(
         &self,
-        user_id: i64,
+        session: Session,
         key: &Key,
     ) -> Result<Option<(String, EntityTag)>, StoreError> {
-        const SELECT: &str = "SELECT value, etag FROM entries \
+        const SELECT: &str = "SELECT value, etag, \
+               EXISTS (SELECT 1 FROM sessions WHERE id = ? AND user_id = ? AND ended_at IS NULL) \
+             FROM entries \
              WHERE user_id = ? AND entry_key = ? AND (expires_at IS NULL OR expires_at > ?)";
-        let entry: Option<(String, String)> = on_connection!(self, connection =>
+        let row: Option<(String, String, bool)> = on_connection!(self, connection =>
             sqlx::query_as(SELECT)
-                .bind(user_id)
+                .bind(session.id)
+                .bind(session.user_id)
+                .bind(session.user_id)
                 .bind(key.as_str())
                 .bind(now_millis())
                 .fetch_optional(connection)
                 .await)?;
-        Ok(entry.map(|(value, etag)| (value, EntityTag::from_stored(etag))))
+        match row {
+            Some((_, _, false)) => Err(StoreError::SessionEnded),
+            Some((value, etag, true)) => Ok(Some((value, EntityTag::from_stored(etag)))),
+            None if !self.session_lives(session).await? => Err(StoreError::SessionEnded),
+            None => Ok(None),
+        }
     }
 
     /// Replaces the value of the user's entry and changes its expiry, if the entry exists
@@ -373,7 +381,7 @@ impl Store {
     /// Returns the entry's new tag.
     pub async fn update_entry(
         &self,
-        user_id: i64,
+        session: Session,
         key: &Key,
         value: &Value,
         expiry: ExpiryChange,
@@ -389,14 +397,14 @@ impl Store {
         let outcome = on_connection!(self, connection => {
             let select_for_write = select_entry_for_write(connection);
             write_transaction!(connection, transaction => {
-                let held = read_entry!(transaction, select_for_write, user_id, key);
+                let held = read_entry!(transaction, select_for_write, session, key);
                 let (old_size, old_expiry) = match writable(held, now, if_match) {
                     Ok(held) => held,
                     Err(refusal) => return Ok(Err(refusal)),
                 };
                 let bytes_added = size - old_size;
                 if bytes_added != 0 {
-                    let charged = charge_user!(user_id, 0i64, bytes_added, quota)
+                    let charged = charge_user!(session, 0i64, bytes_added, quota)
                         .execute(&mut *transaction)
                         .await?
                         .rows_affected();
@@ -409,7 +417,7 @@ impl Store {
                     ExpiryChange::Clear => None,
                     ExpiryChange::After(ttl) => Some(millis_after(now, ttl)),
                 };
-                rewrite_entry!(transaction, UPDATE, user_id, key, value, size, &etag, expires_at);
+                rewrite_entry!(transaction, UPDATE, session.user_id, key, value, size, &etag, expires_at);
                 Ok(Ok(()))
             })
         })?;
@@ -421,7 +429,7 @@ impl Store {
     /// when given; what it held stops counting against the user's quota.
     pub async fn delete_entry(
         &self,
-        user_id: i64,
+        session: Session,
         key: &Key,
         if_match: Option<&TagCondition>,
     ) -> Result<(), StoreError> {
@@ -432,19 +440,19 @@ impl Store {
         let outcome = on_connection!(self, connection => {
             let select_for_write = select_entry_for_write(connection);
             write_transaction!(connection, transaction => {
-                let held = read_entry!(transaction, select_for_write, user_id, key);
+                let held = read_entry!(transaction, select_for_write, session, key);
                 let size = match writable(held, now, if_match) {
                     Ok((size, _)) => size,
                     Err(refusal) => return Ok(Err(refusal)),
                 };
                 sqlx::query(DELETE)
-                    .bind(user_id)
+                    .bind(session.user_id)
                     .bind(key.as_str())
                     .execute(&mut *transaction)
                     .await?;
                 sqlx::query(RELEASE)
                     .bind(quota_bytes(key, size))
-                    .bind(user_id)
+                    .bind(session.user_id)
                     .execute(&mut *transaction)
                     .await?;
                 Ok(Ok(()))
@@ -453,12 +461,13 @@ impl Store {
         Ok(outcome?)
     }
 
-    /// Up to `limit` of the user's unexpired entries, in ascending byte order of their keys:
-    /// those after `after` (all when `None`) that start with `prefix`. One range scan of the
-    /// primary key.
+    /// Up to `limit` of the session user's unexpired entries, in ascending byte order of their
+    /// keys: those after `after` (all when `None`) that start with `prefix`; or
+    /// [`StoreError::SessionEnded`]. One range scan of the primary key, and a second statement
+    /// only when the page is empty.
     pub async fn list_entries(
         &self,
-        user_id: i64,
+        session: Session,
         prefix: &str,
         after: Option<&str>,
         limit: u32,
@@ -466,25 +475,33 @@ impl Store {
         let after = after.unwrap_or("");
         let upper = prefix_upper_bound(prefix);
         let now = now_millis();
-        let rows: Vec<(Vec<u8>, String, i64, Option<i64>)> = match &upper {
+        type Row = (Vec<u8>, String, i64, Option<i64>);
+        let rows: Vec<Row> = match &upper {
             Some(upper) => on_connection!(self, connection => sqlx::query_as(LIST_BOUNDED)
-                .bind(user_id)
+                .bind(session.user_id)
                 .bind(after)
                 .bind(prefix)
                 .bind(upper.as_str())
                 .bind(now)
+                .bind(session.id)
+                .bind(session.user_id)
                 .bind(i64::from(limit))
                 .fetch_all(connection)
                 .await)?,
             None => on_connection!(self, connection => sqlx::query_as(LIST_UNBOUNDED)
-                .bind(user_id)
+                .bind(session.user_id)
                 .bind(after)
                 .bind(prefix)
                 .bind(now)
+                .bind(session.id)
+                .bind(session.user_id)
                 .bind(i64::from(limit))
                 .fetch_all(connection)
                 .await)?,
         };
+        if rows.is_empty() && !self.session_lives(session).await? {
+            return Err(StoreError::SessionEnded);
+        }
         rows.into_iter()
             .map(|(key, etag, size, expires_at)| {
                 Ok(ListedEntry {
@@ -495,6 +512,16 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Whether `session` lives (it has not ended and its user is still there).
+    async fn session_lives(&self, session: Session) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = on_connection!(self, connection => sqlx::query_as(SESSION_LIVES)
+            .bind(session.id)
+            .bind(session.user_id)
+            .fetch_optional(connection)
+            .await)?;
+        Ok(row.is_some())
     }
 
     /// Removes up to 500 entries that expired before `now` (milliseconds since the
@@ -541,7 +568,7 @@ impl Store {
                 let expired: Vec<(i64, Vec<u8>, i64)> =
                     locking.bind(now).fetch_all(&mut *transaction).await?;
                 let Some(first) = expired.first() else {
-                    return Ok(Ok(0));
+                    return Ok(Ok::<_, Refusal>(0));
                 };
                 let mut deleting = sqlx::query(sqlx::AssertSqlSafe(delete));
                 for (user_id, key, _) in expired.iter().chain(std::iter::repeat(first)).take(SWEEP_BATCH) {
@@ -652,7 +679,7 @@ mod tests {
 
     use sqlx::mysql::MySqlConnectOptions;
     use sqlx::sqlite::SqliteConnectOptions;
-    use sqlx::{AssertSqlSafe, Executor, Row};
+    use sqlx::{AssertSqlSafe, Connection, Executor, Row};
 
     use super::*;
     use crate::store::{ConnectOptions, PoolSettings};
@@ -662,11 +689,14 @@ mod tests {
         acquire_timeout: Duration::from_secs(5),
     };
 
-    /// 2,000 entries of two users, one in twenty expired, the rest without expiry: enough rows
-    /// for the planners to prefer an index to a scan when one serves.
+    /// Two users with two sessions each, and 2,000 entries of theirs, one in twenty expired,
+    /// the rest without expiry: enough rows for the planners to prefer an index to a scan when
+    /// one serves.
     const FILL: &str = "INSERT INTO users (id, username, username_key, email, password_hash, \
              full_name, gender) VALUES (1, 'a', 'a', 'a@x.io', 'x', 'A', 'f'), \
-             (2, 'b', 'b', 'b@x.io', 'x', 'B', 'f')";
+             (2, 'b', 'b', 'b@x.io', 'x', 'B', 'f'); \
+         INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (1, 1, 0, 9000000000000), \
+         (2, 2, 0, 9000000000000), (3, 1, 0, 9000000000000), (4, 2, 0, 9000000000000)";
 
     fn fill_entries() -> String {
         let rows: Vec<String> = (0..2000)
@@ -730,21 +760,25 @@ mod tests {
             connection,
             "EXPLAIN QUERY PLAN",
             LIST_BOUNDED,
-            ["1", "", "k", "l", "2000", "101"]
+            ["1", "", "k", "l", "2000", "1", "1", "101"]
         ));
         assert_eq!(
             list,
-            "SEARCH entries USING PRIMARY KEY (user_id=? AND entry_key>? AND entry_key<?)"
+            "SEARCH entries USING PRIMARY KEY (user_id=? AND entry_key>? AND entry_key<?); \
+             BLOOM FILTER ON sessions (id=?); \
+             SEARCH sessions EXISTS USING INTEGER PRIMARY KEY (rowid=?)"
         );
         let list = detail(explain!(
             connection,
             "EXPLAIN QUERY PLAN",
             LIST_UNBOUNDED,
-            ["1", "", "", "2000", "101"]
+            ["1", "", "", "2000", "1", "1", "101"]
         ));
         assert_eq!(
             list,
-            "SEARCH entries USING PRIMARY KEY (user_id=? AND entry_key>?)"
+            "SEARCH entries USING PRIMARY KEY (user_id=? AND entry_key>?); \
+             BLOOM FILTER ON sessions (id=?); \
+             SEARCH sessions EXISTS USING INTEGER PRIMARY KEY (rowid=?)"
         );
     }
 
@@ -774,7 +808,7 @@ mod tests {
             .unwrap();
         connection.execute("ANALYZE TABLE entries").await.unwrap();
 
-        // (type, key) of each table the plan reads.
+        // (type, key) of each table the plan reads; no step sorts.
         let access = |rows: Vec<sqlx::mysql::MySqlRow>| -> Vec<(String, String)> {
             rows.iter()
                 .map(|row| {
@@ -790,11 +824,17 @@ mod tests {
                             })
                             .unwrap_or_default()
                     };
+                    assert!(!text("Extra").contains("filesort"), "{}", text("Extra"));
                     (text("type"), text("key"))
                 })
                 .collect()
         };
         let range = |key: &str| vec![("range".to_owned(), key.to_owned())];
+        // A range of the entries' primary key, and the session's row by its key, once.
+        let range_and_session = vec![
+            ("range".to_owned(), "PRIMARY".to_owned()),
+            ("const".to_owned(), "PRIMARY".to_owned()),
+        ];
         let sweep = access(explain!(
             connection,
             "EXPLAIN",
@@ -806,16 +846,16 @@ mod tests {
             connection,
             "EXPLAIN",
             LIST_BOUNDED,
-            ["1", "", "k", "l", "2000", "101"]
+            ["1", "", "k", "l", "2000", "1", "1", "101"]
         ));
-        assert_eq!(list, range("PRIMARY"));
+        assert_eq!(list, range_and_session);
         let list = access(explain!(
             connection,
             "EXPLAIN",
             LIST_UNBOUNDED,
-            ["1", "", "", "2000", "101"]
+            ["1", "", "", "2000", "1", "1", "101"]
         ));
-        assert_eq!(list, range("PRIMARY"));
+        assert_eq!(list, range_and_session);
         store.close().await;
         admin
             .execute(AssertSqlSafe(format!("DROP DATABASE `{name}`")))

@@ -1,0 +1,8 @@
+//! Lambda function for `POST /auth/password`.
+
+use kv_shared::routes::Endpoint;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    kv_shared::lambda::run(Endpoint::Password).await
+}

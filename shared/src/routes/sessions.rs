@@ -1,0 +1,196 @@
+//! Sessions: the tokens a login or a refresh hands out, `POST /auth/refresh`,
+//! `POST /auth/logout` and `POST /auth/password`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::extract::{ClientAddress, JsonObject};
+use super::{Success, success_data, success_message};
+use crate::AppState;
+use crate::auth::{AuthUser, RefreshToken, refresh_token_hash};
+use crate::error::ApiError;
+use crate::store::{RefreshOutcome, now_millis};
+use crate::validation::{is_blank, is_valid_password};
+
+/// The answer of a login or a refresh: an access token and the session's next refresh token.
+#[derive(Debug, Serialize)]
+pub(super) struct SessionTokens {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: String,
+    refresh_expires_in: u64,
+}
+
+/// Starts a session for `user_id` and gives its first tokens.
+pub(super) async fn start_session(
+    state: &AppState,
+    user_id: i64,
+) -> Result<SessionTokens, ApiError> {
+    let refresh = RefreshToken::generate();
+    let now = now_millis();
+    let session = state
+        .store
+        .start_session(
+            user_id,
+            &refresh.hash,
+            now,
+            now.saturating_add(millis(state.sessions.refresh_lifetime)),
+        )
+        .await?;
+    session_tokens(state, session.user_id, session.id, refresh.token)
+}
+
+/// The answer carrying a new access token of the session and its refresh token.
+fn session_tokens(
+    state: &AppState,
+    user_id: i64,
+    session_id: i64,
+    refresh_token: String,
+) -> Result<SessionTokens, ApiError> {
+    let access_token = state
+        .tokens
+        .issue(user_id, session_id)
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    Ok(SessionTokens {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.lifetime().as_secs(),
+        refresh_token,
+        refresh_expires_in: state.sessions.refresh_lifetime.as_secs(),
+    })
+}
+
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A string field of `body` that must be present and not blank; `missing` otherwise (also for
+/// another JSON type, as the contract's tables for these endpoints say).
+fn required_string<'a>(
+    body: &'a Map<String, Value>,
+    name: &str,
+    missing: fn() -> ApiError,
+) -> Result<&'a str, ApiError> {
+    match body.get(name) {
+        Some(Value::String(text)) if !is_blank(Some(text)) => Ok(text),
+        _ => Err(missing()),
+    }
+}
+
+pub(super) async fn refresh(
+    State(state): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Success<SessionTokens>>, ApiError> {
+    let presented = required_string(&body, "refresh_token", || ApiError::MissingRefreshToken)?;
+    let next = RefreshToken::generate();
+    let now = now_millis();
+    let outcome = state
+        .store
+        .refresh_session(
+            &refresh_token_hash(presented),
+            &next.hash,
+            now,
+            now.saturating_add(millis(state.sessions.refresh_lifetime)),
+            state.sessions.reuse_grace,
+        )
+        .await?;
+    match outcome {
+        RefreshOutcome::Rotated(session) => Ok(success_data(
+            Some("Access token refreshed successfully."),
+            session_tokens(&state, session.user_id, session.id, next.token)?,
+        )),
+        RefreshOutcome::Refused { ended_session } => {
+            if ended_session {
+                tracing::warn!("a used refresh token came back: its session is ended");
+            }
+            Err(ApiError::InvalidRefreshToken)
+        }
+    }
+}
+
+/// The body of a logout: empty (or only whitespace), or a JSON object whose `everywhere`, when
+/// present and not null, is a boolean.
+pub(super) struct Logout {
+    everywhere: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Logout {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection: BytesRejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                    _ => ApiError::InvalidRequest,
+                })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Logout { everywhere: false });
+        }
+        let everywhere = match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(body)) => match body.get("everywhere") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(everywhere)) => *everywhere,
+                Some(_) => return Err(ApiError::InvalidRequest),
+            },
+            _ => return Err(ApiError::InvalidRequest),
+        };
+        Ok(Logout { everywhere })
+    }
+}
+
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Logout { everywhere }: Logout,
+) -> Result<Json<Success<()>>, ApiError> {
+    state
+        .store
+        .end_sessions(user.session(), everywhere, now_millis())
+        .await?;
+    Ok(success_message("Logged out successfully."))
+}
+
+pub(super) async fn change_password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    address: ClientAddress,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Success<()>>, ApiError> {
+    let current = required_string(&body, "current_password", || ApiError::MissingPasswords)?;
+    let new = required_string(&body, "new_password", || ApiError::MissingPasswords)?;
+    if !is_valid_password(new) {
+        return Err(ApiError::InvalidPassword);
+    }
+    let session = user.session();
+    let (username, current_hash) = state.store.session_credentials(session).await?;
+    // A wrong current password counts as a failed login of the user's username.
+    let attempt = state
+        .throttle
+        .begin(&state.store, &username, &address)
+        .await?;
+    let internal = |error: crate::auth::PasswordError| ApiError::Internal(error.to_string());
+    let right = state
+        .passwords
+        .verify(current, &current_hash)
+        .await
+        .map_err(internal)?;
+    if !right {
+        attempt.failed();
+        return Err(ApiError::InvalidCredentials);
+    }
+    attempt.succeeded().await?;
+    let new_hash = state.passwords.hash(new).await.map_err(internal)?;
+    state
+        .store
+        .change_password(session, &current_hash, &new_hash, now_millis())
+        .await?;
+    Ok(success_message("Password changed successfully."))
+}

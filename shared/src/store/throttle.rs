@@ -1,0 +1,281 @@
+//! Failed logins, counted per username and per client address (the contract's "Login
+//! throttling").
+//!
+//! One row of `login_failures` is one failed attempt, and counts both for its username and for
+//! its address. Races are settled by the database, never by a read before a write: an attempt
+//! first inserts its row, as a provisional failure, and only then counts, in one statement, the
+//! rows of the window for its username and for its address, its own row aside. When either
+//! count has reached its limit the attempt is throttled: it deletes its own row (throttled
+//! attempts are no failures) and hashes no password. Otherwise the password is checked: a wrong
+//! one leaves the row, which is the failure; a right one deletes the username's rows up to its
+//! own, which clears the username's failures.
+//!
+//! Of two concurrent attempts, the one that counts second sees the other's row, since each
+//! inserts before it counts: so a burst of guesses cannot all slip past the limit before the
+//! first failure is recorded, and at most the limit of them are ever checked. (Counting only the
+//! rows of lower ids would not do on MySQL, where an id is allocated before its row commits:
+//! two attempts could each miss the other.) The price is that attempts in flight count briefly
+//! as failures, so that a right password sent together with enough concurrent attempts for its
+//! username (or address) can be throttled; each such attempt removes its row when it ends.
+//!
+//! Usernames are stored as the hex SHA-256 of the lowercased name as written, so that any name,
+//! valid or not, long or odd, fits the column, and the table names no user in clear.
+
+use std::time::Duration;
+
+use aws_lc_rs::digest::{SHA256, digest};
+
+use super::{NewRowId, Store, StoreError};
+
+/// The longest address kept, in characters: any IPv6 address in text fits.
+const MAX_ADDRESS_CHARS: usize = 45;
+
+/// How many failures throttle, and for how long they count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Failures of one username within the window after which its attempts are throttled.
+    pub per_username: u32,
+    /// Failures from one address within the window after which its attempts are throttled.
+    pub per_address: u32,
+    /// How long a failure counts.
+    pub window: Duration,
+}
+
+/// What [`Store::begin_login_attempt`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// The password may be checked. The attempt's row stays as a failure unless
+    /// [`Store::record_login_success`] is called.
+    Allowed(PendingLogin),
+    /// Too many failures: answer 429 with this `Retry-After`. Nothing was recorded.
+    Throttled { retry_after_secs: u64 },
+}
+
+/// An attempt whose row is in the table, provisionally a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLogin {
+    id: i64,
+    username_key: String,
+}
+
+/// The key under which a username's failures are counted: the hex SHA-256 of the name as
+/// written, lowercased.
+pub fn login_username_key(username: &str) -> String {
+    let hash = digest(&SHA256, username.to_lowercase().as_bytes());
+    hash.as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The address as stored: at most [`MAX_ADDRESS_CHARS`] characters.
+fn address_key(address: &str) -> &str {
+    match address.char_indices().nth(MAX_ADDRESS_CHARS) {
+        Some((end, _)) => &address[..end],
+        None => address,
+    }
+}
+
+/// The whole seconds, at least 1, from `now` until the failure at `oldest_counted` leaves a
+/// window of `window_millis`, when it is the failure whose ageing out brings the count below
+/// the limit. Never more than the window.
+pub fn retry_after_secs(oldest_counted: i64, window_millis: i64, now: i64) -> u64 {
+    let wait_millis = oldest_counted
+        .saturating_add(window_millis)
+        .saturating_sub(now)
+        .clamp(0, window_millis.max(0));
+    u64::try_from(wait_millis)
+        .unwrap_or(0)
+        .div_ceil(1000)
+        .max(1)
+}
+
+/// The failure whose ageing out ends a throttle, given the window's failures of one username
+/// or address, newest first, at most `limit` of them: the `limit`-th newest, which is the
+/// `(n - limit + 1)`-th oldest of `n`. `None` when fewer than `limit` remain.
+fn deciding_failure(newest_first: &[i64], limit: u32) -> Option<i64> {
+    let index = usize::try_from(limit).ok()?.checked_sub(1)?;
+    newest_first.get(index).copied()
+}
+
+/// Counts the window's rows of a username and of an address, the attempt's own row aside.
+const COUNT: &str = "SELECT \
+     (SELECT COUNT(*) FROM login_failures WHERE username_key = ? AND failed_at > ? AND id <> ?), \
+     (SELECT COUNT(*) FROM login_failures WHERE address = ? AND failed_at > ? AND id <> ?)";
+
+/// The newest failures of a username in the window, its own row aside.
+const NEWEST_OF_USERNAME: &str = "SELECT failed_at FROM login_failures \
+     WHERE username_key = ? AND failed_at > ? AND id <> ? ORDER BY failed_at DESC LIMIT ?";
+
+/// The newest failures of an address in the window, its own row aside.
+const NEWEST_OF_ADDRESS: &str = "SELECT failed_at FROM login_failures \
+     WHERE address = ? AND failed_at > ? AND id <> ? ORDER BY failed_at DESC LIMIT ?";
+
+impl Store {
+    /// Records a login attempt for `username_key` (see [`login_username_key`]) from `address`
+    /// at `now` (milliseconds since the epoch) as a provisional failure, and decides whether it
+    /// may go on. A throttled attempt leaves no row.
+    pub async fn begin_login_attempt(
+        &self,
+        username_key: &str,
+        address: &str,
+        now: i64,
+        limits: &LoginLimits,
+    ) -> Result<LoginAttempt, StoreError> {
+        let address = address_key(address);
+        let window_millis = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
+        let since = now.saturating_sub(window_millis);
+        let id = on_connection!(self, connection => sqlx::query(
+                "INSERT INTO login_failures (username_key, address, failed_at) VALUES (?, ?, ?)")
+            .bind(username_key)
+            .bind(address)
+            .bind(now)
+            .execute(connection)
+            .await
+            .map(|done| done.new_row_id()))?;
+        let (of_username, of_address): (i64, i64) = on_connection!(self, connection => sqlx::query_as(COUNT)
+                .bind(username_key)
+                .bind(since)
+                .bind(id)
+                .bind(address)
+                .bind(since)
+                .bind(id)
+                .fetch_one(connection)
+                .await)?;
+        let username_throttled = of_username >= i64::from(limits.per_username);
+        let address_throttled = of_address >= i64::from(limits.per_address);
+        if !username_throttled && !address_throttled {
+            return Ok(LoginAttempt::Allowed(PendingLogin {
+                id,
+                username_key: username_key.to_owned(),
+            }));
+        }
+
+        on_connection!(self, connection => sqlx::query("DELETE FROM login_failures WHERE id = ?")
+            .bind(id)
+            .execute(connection)
+            .await
+            .map(drop))?;
+        // Only a throttled attempt pays for this read. Failures may have aged out or been
+        // cleared since the count: then an attempt may succeed at once, after a second.
+        let mut retry_after = 1;
+        for (throttled, statement, key, limit) in [
+            (
+                username_throttled,
+                NEWEST_OF_USERNAME,
+                username_key,
+                limits.per_username,
+            ),
+            (
+                address_throttled,
+                NEWEST_OF_ADDRESS,
+                address,
+                limits.per_address,
+            ),
+        ] {
+            if !throttled {
+                continue;
+            }
+            let newest: Vec<i64> = on_connection!(self, connection => sqlx::query_scalar(statement)
+                .bind(key)
+                .bind(since)
+                .bind(id)
+                .bind(i64::from(limit))
+                .fetch_all(connection)
+                .await)?;
+            if let Some(failed_at) = deciding_failure(&newest, limit) {
+                retry_after = retry_after.max(retry_after_secs(failed_at, window_millis, now));
+            }
+        }
+        Ok(LoginAttempt::Throttled {
+            retry_after_secs: retry_after,
+        })
+    }
+
+    /// The attempt's password was right: clears the failures of its username, its own row
+    /// included. Rows of attempts that began after it (higher ids) stay, whatever they turn out
+    /// to be.
+    pub async fn record_login_success(&self, attempt: &PendingLogin) -> Result<(), StoreError> {
+        on_connection!(self, connection => sqlx::query(
+                "DELETE FROM login_failures WHERE username_key = ? AND id <= ?")
+            .bind(&attempt.username_key)
+            .bind(attempt.id)
+            .execute(connection)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// Deletes the failures recorded before `cutoff` (milliseconds since the epoch), which no
+    /// longer count once the window has passed them; returns how many went. For the periodic
+    /// clean-up: throttling is right without it, the table only grows.
+    pub async fn delete_login_failures_before(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let deleted = on_connection!(self, connection => sqlx::query(
+                "DELETE FROM login_failures WHERE failed_at < ?")
+            .bind(cutoff)
+            .execute(connection)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_keyed_case_insensitively_as_hex_sha256() {
+        let key = login_username_key("Alice");
+        assert_eq!(key, login_username_key("alice"));
+        assert_eq!(key, login_username_key("ALICE"));
+        assert_ne!(key, login_username_key("alice2"));
+        assert_eq!(key.len(), 64);
+        assert!(key.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        // SHA-256 of "abc".
+        assert_eq!(
+            login_username_key("ABC"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Any name fits.
+        assert_eq!(login_username_key(&"ключ ".repeat(1000)).len(), 64);
+    }
+
+    #[test]
+    fn long_addresses_are_cut() {
+        assert_eq!(address_key("203.0.113.10"), "203.0.113.10");
+        assert_eq!(address_key(&"é".repeat(50)), "é".repeat(45));
+    }
+
+    #[test]
+    fn retry_after_counts_whole_seconds_until_the_deciding_failure_ages_out() {
+        let window = 900_000;
+        let now = 10_000_000;
+        // Failed 100 s ago: out of the window in 800 s.
+        assert_eq!(retry_after_secs(now - 100_000, window, now), 800);
+        // Rounded up.
+        assert_eq!(retry_after_secs(now - 100_001, window, now), 800);
+        assert_eq!(retry_after_secs(now - 99_999, window, now), 801);
+        // Just failed: the whole window.
+        assert_eq!(retry_after_secs(now, window, now), 900);
+        // A clock ahead of ours never asks for more than the window.
+        assert_eq!(retry_after_secs(now + 60_000, window, now), 900);
+        // About to age out, or already out: at least one second.
+        assert_eq!(retry_after_secs(now - window + 1, window, now), 1);
+        assert_eq!(retry_after_secs(now - window, window, now), 1);
+        assert_eq!(retry_after_secs(now - window - 5_000, window, now), 1);
+    }
+
+    #[test]
+    fn the_deciding_failure_is_the_limit_th_newest() {
+        // Newest first; limit 3 of 5 failures: the 3rd oldest, i.e. the 3rd newest.
+        let newest_first = [50, 40, 30, 20, 10];
+        assert_eq!(deciding_failure(&newest_first[..3], 3), Some(30));
+        assert_eq!(deciding_failure(&newest_first, 5), Some(10));
+        assert_eq!(deciding_failure(&newest_first[..1], 1), Some(50));
+        // Fewer than the limit remain: not throttled any more.
+        assert_eq!(deciding_failure(&newest_first[..2], 3), None);
+        assert_eq!(deciding_failure(&[], 1), None);
+        assert_eq!(deciding_failure(&newest_first, 0), None);
+    }
+}
