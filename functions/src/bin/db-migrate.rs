@@ -146,6 +146,16 @@ async fn lambda_store() -> Result<Store, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tables the migrations create, in byte order.
+    const TABLES: [&str; 6] = [
+        "_sqlx_migrations",
+        "entries",
+        "login_failures",
+        "refresh_tokens",
+        "sessions",
+        "users",
+    ];
     use std::collections::HashMap;
 
     use axum::body::Bytes;
@@ -276,17 +286,7 @@ mod tests {
         assert_eq!(received.physical_resource_id, PHYSICAL_RESOURCE_ID);
         assert_eq!(received.logical_resource_id, "DatabaseSchema");
         let tables = sqlite_tables(&database_url).await;
-        assert_eq!(
-            tables,
-            [
-                "_sqlx_migrations",
-                "entries",
-                "login_failures",
-                "refresh_tokens",
-                "sessions",
-                "users"
-            ]
-        );
+        assert_eq!(tables, TABLES);
 
         // An update runs the migrations again: nothing to do, and still a success.
         handle(&request("Update", &url), &http, far_deadline(), || {
@@ -346,17 +346,7 @@ mod tests {
             .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE `{name}`")))
             .await
             .unwrap();
-        assert_eq!(
-            tables,
-            [
-                "_sqlx_migrations",
-                "entries",
-                "login_failures",
-                "refresh_tokens",
-                "sessions",
-                "users"
-            ]
-        );
+        assert_eq!(tables, TABLES);
         let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/mysql"))
             .unwrap()
             .filter(|entry| entry.as_ref().unwrap().path().extension() == Some("sql".as_ref()))

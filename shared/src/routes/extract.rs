@@ -23,18 +23,26 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection: BytesRejection| match rejection.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                    _ => ApiError::InvalidRequest,
-                })?;
+        let bytes = body_bytes(request, state).await?;
         match serde_json::from_slice(&bytes) {
             Ok(Value::Object(object)) => Ok(JsonObject(object)),
             _ => Err(ApiError::InvalidRequest),
         }
     }
+}
+
+/// The whole body of `request`: over the body limit, [`ApiError::PayloadTooLarge`]; unreadable,
+/// [`ApiError::InvalidRequest`].
+pub(super) async fn body_bytes<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection: BytesRejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::InvalidRequest,
+        })
 }
 
 /// The key named by the last path segment, percent-decoded: a segment that does not decode

@@ -2,14 +2,11 @@
 //! `POST /auth/logout` and `POST /auth/password`.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::extract::{ClientAddress, JsonObject};
+use super::extract::{ClientAddress, JsonObject, body_bytes};
 use super::{Success, success_data, success_message};
 use crate::AppState;
 use crate::auth::{AuthUser, RefreshToken, refresh_token_hash};
@@ -124,13 +121,7 @@ impl<S: Send + Sync> FromRequest<S> for Logout {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection: BytesRejection| match rejection.status() {
-                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                    _ => ApiError::InvalidRequest,
-                })?;
+        let bytes = body_bytes(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Logout { everywhere: false });
         }
