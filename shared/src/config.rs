@@ -270,9 +270,9 @@ async fn secrets_client_if_needed(arn_variables: &[&str]) -> Option<SecretsClien
 
 /// How long a failed login counts (`LOGIN_WINDOW_SECONDS`, 900 by default): the login
 /// functions throttle with it, and the scheduled clean-up removes failures older than it.
-pub fn login_window(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+pub fn login_window(get: &dyn Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs(parse(
-        lookup,
+        get,
         "LOGIN_WINDOW_SECONDS",
         900,
     )?))
