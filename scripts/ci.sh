@@ -105,12 +105,19 @@ fuzz() {
     # A user whose token opens /data/*, so that the fuzzer gets past authentication.
     curl -sf "$base/auth/register" -H 'Content-Type: application/json' -d '{"username": "fuzzer",
         "email": "fuzzer@example.com", "password": "Str0ng!Passw0rd", "full_name": "F", "gender": "x"}' >/dev/null
-    token="$(curl -sf "$base/auth/token" -H 'Content-Type: application/json' \
-        -d '{"username": "fuzzer", "password": "Str0ng!Passw0rd"}' | jq -r .data.access_token)"
-    timeout 600 schemathesis run shared/openapi.json --url "$base" --header "Authorization: Bearer $token" \
-        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-        --phases examples,coverage,fuzzing --max-examples "${FUZZ_MAX_EXAMPLES:-200}" --workers 2 \
-        --no-color --generation-database none
+    # Two sessions: logout and a password change end theirs, so they get one of their own, and
+    # every other operation keeps a session that lives through the whole run.
+    local session_ender=/auth/logout,/auth/password
+    for paths in "--exclude-path-regex ^(${session_ender//,/|})\$" "--include-path-regex ^(${session_ender//,/|})\$"; do
+        token="$(curl -sf "$base/auth/token" -H 'Content-Type: application/json' \
+            -d '{"username": "fuzzer", "password": "Str0ng!Passw0rd"}' | jq -r .data.access_token)"
+        # shellcheck disable=SC2086 # $paths is an option and its value
+        timeout 600 schemathesis run shared/openapi.json --url "$base" --header "Authorization: Bearer $token" \
+            $paths \
+            --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+            --phases examples,coverage,fuzzing --max-examples "${FUZZ_MAX_EXAMPLES:-200}" --workers 2 \
+            --no-color --generation-database none
+    done
     if grep -qi panicked "$WORK/fuzz-adapter.log"; then
         grep -i -A5 panicked "$WORK/fuzz-adapter.log" >&2
         die "the adapter panicked"
