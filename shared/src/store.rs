@@ -43,7 +43,7 @@ mod pool;
 mod sessions;
 mod throttle;
 
-pub use entries::{ExpiryChange, ListedEntry, Quota, now_millis};
+pub use entries::{ExpiryChange, ListedEntry, Quota, millis_after, now_millis};
 pub use sessions::{RefreshOutcome, Session};
 pub use throttle::{LoginAttempt, LoginLimits, PendingLogin, login_username_key, retry_after_secs};
 

@@ -11,7 +11,7 @@ use super::{Success, success_data, success_message};
 use crate::AppState;
 use crate::auth::{AuthUser, RefreshToken, refresh_token_hash};
 use crate::error::ApiError;
-use crate::store::{RefreshOutcome, now_millis};
+use crate::store::{RefreshOutcome, millis_after, now_millis};
 use crate::validation::{is_blank, is_valid_password};
 
 /// The answer of a login or a refresh: an access token and the session's next refresh token.
@@ -37,7 +37,7 @@ pub(super) async fn start_session(
             user_id,
             &refresh.hash,
             now,
-            now.saturating_add(millis(state.sessions.refresh_lifetime)),
+            millis_after(now, state.sessions.refresh_lifetime),
         )
         .await?;
     session_tokens(state, session.user_id, session.id, refresh.token)
@@ -61,10 +61,6 @@ fn session_tokens(
         refresh_token,
         refresh_expires_in: state.sessions.refresh_lifetime.as_secs(),
     })
-}
-
-fn millis(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A string field of `body` that must be present and not blank; `missing` otherwise (also for
@@ -93,7 +89,7 @@ pub(super) async fn refresh(
             &refresh_token_hash(presented),
             &next.hash,
             now,
-            now.saturating_add(millis(state.sessions.refresh_lifetime)),
+            millis_after(now, state.sessions.refresh_lifetime),
             state.sessions.reuse_grace,
         )
         .await?;

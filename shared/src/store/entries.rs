@@ -124,7 +124,8 @@ pub fn now_millis() -> i64 {
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn millis_after(now: i64, duration: Duration) -> i64 {
+/// `duration` after `now`, in milliseconds since the epoch (saturating).
+pub fn millis_after(now: i64, duration: Duration) -> i64 {
     now.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
 }
 
