@@ -41,7 +41,10 @@ mod write;
 mod entries;
 mod pool;
 mod sessions;
+mod statement;
 mod throttle;
+
+use statement::statement;
 
 pub use entries::{ExpiryChange, ListedEntry, Quota, millis_after, now_millis};
 pub use sessions::{RefreshOutcome, Session};
@@ -224,7 +227,7 @@ impl Store {
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_connection!(self, connection =>
-            sqlx::query("SELECT 1").execute(connection).await.map(drop))?;
+            statement("SELECT 1").execute(connection).await.map(drop))?;
         Ok(())
     }
 
@@ -242,7 +245,7 @@ impl Store {
         const INSERT: &str = "INSERT INTO users \
              (username, username_key, email, password_hash, full_name, age, gender) \
              VALUES (?, ?, ?, ?, ?, ?, ?)";
-        let inserted = on_connection!(self, connection => sqlx::query(INSERT)
+        let inserted = on_connection!(self, connection => statement(INSERT)
             .bind(&user.username)
             .bind(&username_key)
             .bind(&user.email)
@@ -258,9 +261,9 @@ impl Store {
             Err(error) if is_unique_violation(&error) => {
                 // The constraint decided; this read only tells which of the two it was.
                 let username_taken = on_connection!(self, connection =>
-                    sqlx::query("SELECT 1 FROM users WHERE username_key = ?")
+                    statement("SELECT 1 FROM users WHERE username_key = ?")
                         .bind(&username_key)
-                        .fetch_optional(connection)
+                        .fetch_optional::<(i64,), _>(connection)
                         .await
                         .map(|row| row.is_some()))?;
                 Err(if username_taken {
@@ -279,8 +282,9 @@ impl Store {
         username: &str,
     ) -> Result<Option<(i64, String)>, StoreError> {
         const SELECT: &str = "SELECT id, password_hash FROM users WHERE username_key = ?";
-        let credentials = on_connection!(self, connection => sqlx::query_as(SELECT)
-            .bind(username.to_ascii_lowercase())
+        let username_key = username.to_ascii_lowercase();
+        let credentials = on_connection!(self, connection => statement(SELECT)
+            .bind(&username_key)
             .fetch_optional(connection)
             .await)?;
         Ok(credentials)

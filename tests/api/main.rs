@@ -12,6 +12,7 @@ mod expiry;
 mod faults;
 mod lambda;
 mod list;
+mod protocol;
 mod quotas;
 mod register;
 mod routing;

@@ -17,6 +17,7 @@ use sqlx::mysql::MySqlConnection;
 use sqlx::sqlite::SqliteConnection;
 
 use super::sessions::{SESSION_LIVES, Session};
+use super::statement::statement;
 use super::{Backend, Store, StoreError, is_unique_violation};
 use crate::entity_tag::{EntityTag, TagCondition};
 use crate::validation::{Key, Value};
@@ -171,7 +172,7 @@ const CHARGE_USER: &str = "UPDATE users \
 /// Binds [`CHARGE_USER`]'s parameters.
 macro_rules! charge_user {
     ($session:expr, $keys:expr, $bytes:expr, $quota:expr) => {
-        sqlx::query(CHARGE_USER)
+        statement(CHARGE_USER)
             .bind($keys)
             .bind($bytes)
             .bind($session.user_id)
@@ -189,10 +190,10 @@ macro_rules! charge_user {
 /// tell why a statement that checks the session changed nothing.
 macro_rules! session_ended {
     ($transaction:ident, $session:expr) => {
-        sqlx::query(SESSION_LIVES)
+        statement(SESSION_LIVES)
             .bind($session.id)
             .bind($session.user_id)
-            .fetch_optional(&mut *$transaction)
+            .fetch_optional::<(i64,), _>(&mut *$transaction)
             .await?
             .is_none()
     };
@@ -226,7 +227,7 @@ fn writable(
 /// when the session has ended.
 macro_rules! read_entry {
     ($transaction:ident, $select:expr, $session:expr, $key:expr) => {{
-        let row: Option<(String, i64, Option<i64>, bool)> = sqlx::query_as($select)
+        let row: Option<(String, i64, Option<i64>, bool)> = statement($select)
             .bind($session.id)
             .bind($session.user_id)
             .bind($session.user_id)
@@ -247,7 +248,7 @@ macro_rules! read_entry {
 /// Runs `$statement`, an UPDATE of an entry's value, size, tag and expiry, with its parameters.
 macro_rules! rewrite_entry {
     ($transaction:ident, $statement:expr, $user_id:expr, $key:expr, $value:expr, $size:expr, $etag:expr, $expires_at:expr) => {
-        sqlx::query($statement)
+        statement($statement)
             .bind($value.as_str())
             .bind($size)
             .bind($etag.as_stored())
@@ -302,7 +303,7 @@ impl Store {
                 if !charged && session_ended!(transaction, session) {
                     return Ok(Err(Refusal::SessionEnded));
                 }
-                let inserted = sqlx::query(INSERT)
+                let inserted = statement(INSERT)
                     .bind(session.user_id)
                     .bind(key.as_str())
                     .bind(value.as_str())
@@ -317,7 +318,7 @@ impl Store {
                     Err(error) if !is_unique_violation(&error) => Err(error),
                     Err(_) => {
                         // The key is taken, and free again only if its entry has expired.
-                        let held: Option<(String, i64, Option<i64>)> = sqlx::query_as(select_stored)
+                        let held: Option<(String, i64, Option<i64>)> = statement(select_stored)
                             .bind(session.user_id)
                             .bind(key.as_str())
                             .fetch_optional(&mut *transaction)
@@ -361,7 +362,7 @@ impl Store {
              FROM entries \
              WHERE user_id = ? AND entry_key = ? AND (expires_at IS NULL OR expires_at > ?)";
         let row: Option<(String, String, bool)> = on_connection!(self, connection =>
-            sqlx::query_as(SELECT)
+            statement(SELECT)
                 .bind(session.id)
                 .bind(session.user_id)
                 .bind(session.user_id)
@@ -446,12 +447,12 @@ impl Store {
                     Ok((size, _)) => size,
                     Err(refusal) => return Ok(Err(refusal)),
                 };
-                sqlx::query(DELETE)
+                statement(DELETE)
                     .bind(session.user_id)
                     .bind(key.as_str())
                     .execute(&mut *transaction)
                     .await?;
-                sqlx::query(RELEASE)
+                statement(RELEASE)
                     .bind(quota_bytes(key, size))
                     .bind(session.user_id)
                     .execute(&mut *transaction)
@@ -478,7 +479,7 @@ impl Store {
         let now = now_millis();
         type Row = (Vec<u8>, String, i64, Option<i64>);
         let rows: Vec<Row> = match &upper {
-            Some(upper) => on_connection!(self, connection => sqlx::query_as(LIST_BOUNDED)
+            Some(upper) => on_connection!(self, connection => statement(LIST_BOUNDED)
                 .bind(session.user_id)
                 .bind(after)
                 .bind(prefix)
@@ -489,7 +490,7 @@ impl Store {
                 .bind(i64::from(limit))
                 .fetch_all(connection)
                 .await)?,
-            None => on_connection!(self, connection => sqlx::query_as(LIST_UNBOUNDED)
+            None => on_connection!(self, connection => statement(LIST_UNBOUNDED)
                 .bind(session.user_id)
                 .bind(after)
                 .bind(prefix)
@@ -517,7 +518,7 @@ impl Store {
 
     /// Whether `session` lives (it has not ended and its user is still there).
     async fn session_lives(&self, session: Session) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> = on_connection!(self, connection => sqlx::query_as(SESSION_LIVES)
+        let row: Option<(i64,)> = on_connection!(self, connection => statement(SESSION_LIVES)
             .bind(session.id)
             .bind(session.user_id)
             .fetch_optional(connection)
@@ -536,7 +537,7 @@ impl Store {
     /// users waits for) stay locked only from that statement to the commit.
     pub async fn sweep_expired_batch(&self, now: i64) -> Result<usize, StoreError> {
         let candidates: Vec<(i64, Vec<u8>)> = on_connection!(self, connection =>
-            sqlx::query_as(SWEEP_CANDIDATES)
+            statement(SWEEP_CANDIDATES)
                 .bind(now)
                 .bind(SWEEP_BATCH as i64)
                 .fetch_all(connection)
@@ -562,7 +563,7 @@ impl Store {
         let (delete, release) = (&*SQLITE_SWEEP.delete, &*SQLITE_SWEEP.release);
         let deleted = on_connection!(self, connection => {
             write_transaction!(connection, transaction => {
-                let mut locking = sqlx::query_as(sqlx::AssertSqlSafe(lock_entries));
+                let mut locking = statement(lock_entries);
                 for (user_id, key) in &padded {
                     locking = locking.bind(*user_id).bind(key.as_str());
                 }
@@ -571,7 +572,7 @@ impl Store {
                 let Some(first) = expired.first() else {
                     return Ok(Ok::<_, Refusal>(0));
                 };
-                let mut deleting = sqlx::query(sqlx::AssertSqlSafe(delete));
+                let mut deleting = statement(delete);
                 for (user_id, key, _) in expired.iter().chain(std::iter::repeat(first)).take(SWEEP_BATCH) {
                     // As text: SQLite never finds a text key equal to a blob.
                     let key = std::str::from_utf8(key).map_err(|error| sqlx::Error::Decode(error.into()))?;
@@ -590,7 +591,7 @@ impl Store {
                     .chain(std::iter::repeat((first.0, 0, 0)))
                     .take(SWEEP_BATCH)
                     .collect();
-                let mut releasing = sqlx::query(sqlx::AssertSqlSafe(release));
+                let mut releasing = statement(release);
                 for (user_id, keys, _) in &padded_release {
                     releasing = releasing.bind(*user_id).bind(*keys);
                 }

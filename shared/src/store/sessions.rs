@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::statement::statement;
 use super::{Store, StoreError};
 
 /// The session an access token belongs to: its user and its id.
@@ -59,14 +60,14 @@ impl Store {
             "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)";
         let session = on_connection!(self, connection => {
             write_transaction!(connection, transaction => {
-                let id = sqlx::query(INSERT_SESSION)
+                let id = statement(INSERT_SESSION)
                     .bind(user_id)
                     .bind(now)
                     .bind(refresh_expires_at)
                     .execute(&mut *transaction)
                     .await
                     .map(|done| super::NewRowId::new_row_id(&done))?;
-                sqlx::query(INSERT_TOKEN)
+                statement(INSERT_TOKEN)
                     .bind(refresh_hash)
                     .bind(id)
                     .bind(refresh_expires_at)
@@ -102,7 +103,7 @@ impl Store {
         let grace = i64::try_from(reuse_grace.as_millis()).unwrap_or(i64::MAX);
         let outcome = on_connection!(self, connection => {
             write_transaction!(connection, transaction => {
-                let used = sqlx::query(USE_TOKEN)
+                let used = statement(USE_TOKEN)
                     .bind(now)
                     .bind(presented)
                     .bind(now)
@@ -110,7 +111,7 @@ impl Store {
                     .await?
                     .rows_affected()
                     == 1;
-                let owner: Option<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(SESSION_OF)
+                let owner: Option<(i64, i64, Option<i64>, Option<i64>)> = statement(SESSION_OF)
                     .bind(presented)
                     .fetch_optional(&mut *transaction)
                     .await?;
@@ -123,7 +124,7 @@ impl Store {
                     // ending must stay, so the refusal comes after the commit.
                     let reused = matches!(used_at, Some(used_at) if now.saturating_sub(used_at) >= grace);
                     if reused && ended_at.is_none() {
-                        sqlx::query(END_SESSION)
+                        statement(END_SESSION)
                             .bind(now)
                             .bind(now)
                             .bind(session_id)
@@ -133,13 +134,13 @@ impl Store {
                     }
                     return Ok(Err(Refusal::Refresh { ended_session: false }));
                 }
-                sqlx::query(INSERT_TOKEN)
+                statement(INSERT_TOKEN)
                     .bind(next_hash)
                     .bind(session_id)
                     .bind(next_expires_at)
                     .execute(&mut *transaction)
                     .await?;
-                sqlx::query(EXTEND_SESSION)
+                statement(EXTEND_SESSION)
                     .bind(next_expires_at)
                     .bind(session_id)
                     .execute(&mut *transaction)
@@ -170,7 +171,7 @@ impl Store {
              WHERE id = ? AND user_id = ? AND ended_at IS NULL";
         let outcome = on_connection!(self, connection => {
             write_transaction!(connection, transaction => {
-                let ended = sqlx::query(END_ONE)
+                let ended = statement(END_ONE)
                     .bind(now)
                     .bind(now)
                     .bind(session.id)
@@ -182,7 +183,7 @@ impl Store {
                     return Ok(Err(Refusal::SessionEnded));
                 }
                 if everywhere {
-                    sqlx::query(END_ALL)
+                    statement(END_ALL)
                         .bind(now)
                         .bind(now)
                         .bind(session.user_id)
@@ -205,7 +206,7 @@ impl Store {
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.id = ? AND s.user_id = ? AND s.ended_at IS NULL";
         let credentials: Option<(String, String)> = on_connection!(self, connection =>
-            sqlx::query_as(SELECT)
+            statement(SELECT)
                 .bind(session.id)
                 .bind(session.user_id)
                 .fetch_optional(connection)
@@ -230,7 +231,7 @@ impl Store {
                              AND sessions.ended_at IS NULL)";
         let outcome = on_connection!(self, connection => {
             write_transaction!(connection, transaction => {
-                let changed = sqlx::query(CHANGE)
+                let changed = statement(CHANGE)
                     .bind(new_hash)
                     .bind(session.user_id)
                     .bind(old_hash)
@@ -239,15 +240,15 @@ impl Store {
                     .await?
                     .rows_affected();
                 if changed == 0 {
-                    let lives = sqlx::query(SESSION_LIVES)
+                    let lives = statement(SESSION_LIVES)
                         .bind(session.id)
                         .bind(session.user_id)
-                        .fetch_optional(&mut *transaction)
+                        .fetch_optional::<(i64,), _>(&mut *transaction)
                         .await?
                         .is_some();
                     return Ok(Err(if lives { Refusal::PasswordChanged } else { Refusal::SessionEnded }));
                 }
-                sqlx::query(END_ALL)
+                statement(END_ALL)
                     .bind(now)
                     .bind(now)
                     .bind(session.user_id)
@@ -271,13 +272,13 @@ impl Store {
         const DELETE_TOKENS: &str = "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM \
              (SELECT token_hash FROM refresh_tokens WHERE expires_at <= ? ORDER BY expires_at LIMIT ?) AS expired)";
         let removed = on_connection!(self, connection => {
-            let sessions = sqlx::query(DELETE_SESSIONS)
+            let sessions = statement(DELETE_SESSIONS)
                 .bind(now)
                 .bind(i64::from(limit))
                 .execute(&mut *connection)
                 .await?
                 .rows_affected();
-            let tokens = sqlx::query(DELETE_TOKENS)
+            let tokens = statement(DELETE_TOKENS)
                 .bind(now)
                 .bind(i64::from(limit))
                 .execute(&mut *connection)

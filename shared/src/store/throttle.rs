@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
 
+use super::statement::statement;
 use super::{NewRowId, Store, StoreError};
 
 /// The longest address kept, in characters: any IPv6 address in text fits.
@@ -125,7 +126,7 @@ impl Store {
         let address = address_key(address);
         let window_millis = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
         let since = now.saturating_sub(window_millis);
-        let id = on_connection!(self, connection => sqlx::query(
+        let id = on_connection!(self, connection => statement(
                 "INSERT INTO login_failures (username_key, address, failed_at) VALUES (?, ?, ?)")
             .bind(username_key)
             .bind(address)
@@ -133,7 +134,7 @@ impl Store {
             .execute(connection)
             .await
             .map(|done| done.new_row_id()))?;
-        let (of_username, of_address): (i64, i64) = on_connection!(self, connection => sqlx::query_as(COUNT)
+        let (of_username, of_address): (i64, i64) = on_connection!(self, connection => statement(COUNT)
                 .bind(username_key)
                 .bind(since)
                 .bind(id)
@@ -151,7 +152,7 @@ impl Store {
             }));
         }
 
-        on_connection!(self, connection => sqlx::query("DELETE FROM login_failures WHERE id = ?")
+        on_connection!(self, connection => statement("DELETE FROM login_failures WHERE id = ?")
             .bind(id)
             .execute(connection)
             .await
@@ -159,7 +160,7 @@ impl Store {
         // Only a throttled attempt pays for this read. Failures may have aged out or been
         // cleared since the count: then an attempt may succeed at once, after a second.
         let mut retry_after = 1;
-        for (throttled, statement, key, limit) in [
+        for (throttled, newest_failures, key, limit) in [
             (
                 username_throttled,
                 NEWEST_OF_USERNAME,
@@ -176,13 +177,14 @@ impl Store {
             if !throttled {
                 continue;
             }
-            let newest: Vec<i64> = on_connection!(self, connection => sqlx::query_scalar(statement)
+            let newest: Vec<(i64,)> = on_connection!(self, connection => statement(newest_failures)
                 .bind(key)
                 .bind(since)
                 .bind(id)
                 .bind(i64::from(limit))
                 .fetch_all(connection)
                 .await)?;
+            let newest: Vec<i64> = newest.into_iter().map(|(failed_at,)| failed_at).collect();
             if let Some(failed_at) = deciding_failure(&newest, limit) {
                 retry_after = retry_after.max(retry_after_secs(failed_at, window_millis, now));
             }
@@ -196,7 +198,7 @@ impl Store {
     /// included. Rows of attempts that began after it (higher ids) stay, whatever they turn out
     /// to be.
     pub async fn record_login_success(&self, attempt: &PendingLogin) -> Result<(), StoreError> {
-        on_connection!(self, connection => sqlx::query(
+        on_connection!(self, connection => statement(
                 "DELETE FROM login_failures WHERE username_key = ? AND id <= ?")
             .bind(&attempt.username_key)
             .bind(attempt.id)
@@ -210,7 +212,7 @@ impl Store {
     /// longer count once the window has passed them; returns how many went. For the periodic
     /// clean-up: throttling is right without it, the table only grows.
     pub async fn delete_login_failures_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        let deleted = on_connection!(self, connection => sqlx::query(
+        let deleted = on_connection!(self, connection => statement(
                 "DELETE FROM login_failures WHERE failed_at < ?")
             .bind(cutoff)
             .execute(connection)
