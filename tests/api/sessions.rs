@@ -372,7 +372,13 @@ impl BadInput {
 
     /// The error body a live session gets.
     fn refusal(&self) -> Value {
-        json!({"status": "error", "code": self.code, "message": message_of(self.code)})
+        let message = match self.code {
+            "MISSING_FIELDS" => {
+                "Missing fields. Please provide both current_password and new_password."
+            }
+            code => message_of(code),
+        };
+        json!({"status": "error", "code": self.code, "message": message})
     }
 
     /// The request line, shortened.
@@ -382,7 +388,7 @@ impl BadInput {
     }
 }
 
-/// One request of each kind of invalid input, on every /data endpoint.
+/// One request of each kind of invalid input, on every endpoint that needs a token.
 fn bad_inputs() -> Vec<BadInput> {
     let long_key = "a".repeat(256);
     let oversized = format!(r#"{{"keyN": "k", "valueN": "{}"}}"#, "x".repeat(1 << 20));
@@ -437,6 +443,19 @@ fn bad_inputs() -> Vec<BadInput> {
         BadInput::new("GET /data/list?prefix=%01", None, "INVALID_QUERY"),
         BadInput::new("GET /data/list?cursor=forged", None, "INVALID_QUERY"),
         BadInput::new("GET /data/list?limit=1&limit=1", None, "INVALID_QUERY"),
+        BadInput::new("POST /auth/logout", Some("nonsense"), "INVALID_REQUEST"),
+        BadInput::new(
+            "POST /auth/logout",
+            Some(r#"{"everywhere": "yes"}"#),
+            "INVALID_REQUEST",
+        ),
+        BadInput::new("POST /auth/password", Some("{}"), "MISSING_FIELDS"),
+        BadInput::new("POST /auth/password", Some("[1]"), "INVALID_REQUEST"),
+        BadInput::new(
+            "POST /auth/password",
+            Some(r#"{"current_password": "Wr0ng!Passw0rd", "new_password": "short"}"#),
+            "INVALID_PASSWORD",
+        ),
     ]
 }
 
