@@ -7,7 +7,7 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Answer, PASSWORD, TestApp, on_both_backends, sleep};
+use crate::helpers::{Answer, PASSWORD, TestApp, message_of, on_both_backends, sleep};
 
 on_both_backends!(
     a_login_gives_a_refresh_token_stored_only_as_its_hash,
@@ -22,6 +22,7 @@ on_both_backends!(
     password_change_checks_its_fields_in_the_contract_s_order,
     the_sweep_removes_ended_sessions_and_keeps_live_ones,
     of_two_concurrent_password_changes_one_wins,
+    an_ended_session_is_refused_before_its_input_is_checked,
 );
 
 /// The session's tokens of a fresh user.
@@ -340,6 +341,165 @@ async fn of_two_concurrent_password_changes_one_wins(app: TestApp) {
         |password: &'static str| app.token(json!({"username": "racing", "password": password}));
     assert_eq!(logs_in(new_passwords[winners[0]]).await.status, 200);
     assert_eq!(logs_in(new_passwords[1 - winners[0]]).await.status, 401);
+}
+
+/// A request whose input (path key, query or body) is invalid: its method and path, its body
+/// (sent as it is, with a JSON content type; `None`: no body), and the code of the answer a
+/// live session gets.
+struct BadInput {
+    line: String,
+    body: Option<String>,
+    code: &'static str,
+}
+
+impl BadInput {
+    fn new(line: &str, body: Option<&str>, code: &'static str) -> BadInput {
+        BadInput {
+            line: line.to_owned(),
+            body: body.map(str::to_owned),
+            code,
+        }
+    }
+
+    async fn send(&self, app: &TestApp, token: &str) -> Answer {
+        let (method, path) = self.line.split_once(' ').unwrap();
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        match &self.body {
+            Some(body) => app.send_raw(method, path, Some(token), body.clone()).await,
+            None => app.request(method, path, Some(token), None).await,
+        }
+    }
+
+    /// The error body a live session gets.
+    fn refusal(&self) -> Value {
+        let message = match self.code {
+            "MISSING_FIELDS" => {
+                "Missing fields. Please provide both current_password and new_password."
+            }
+            code => message_of(code),
+        };
+        json!({"status": "error", "code": self.code, "message": message})
+    }
+
+    /// The request line, shortened.
+    fn label(&self) -> String {
+        let body = self.body.as_deref().unwrap_or("");
+        format!("{:.50} {:.70}", self.line, body)
+    }
+}
+
+/// One request of each kind of invalid input, on every endpoint that needs a token.
+fn bad_inputs() -> Vec<BadInput> {
+    let long_key = "a".repeat(256);
+    let oversized = format!(r#"{{"keyN": "k", "valueN": "{}"}}"#, "x".repeat(1 << 20));
+    vec![
+        BadInput::new("POST /data/store", Some(""), "INVALID_REQUEST"),
+        BadInput::new("POST /data/store", Some("{not json"), "INVALID_REQUEST"),
+        BadInput::new("POST /data/store", Some(&oversized), "PAYLOAD_TOO_LARGE"),
+        BadInput::new(
+            "POST /data/store",
+            Some(r#"{"valueN": "v"}"#),
+            "INVALID_KEY",
+        ),
+        BadInput::new(
+            "POST /data/store",
+            Some(r#"{"keyN": "k"}"#),
+            "INVALID_VALUE",
+        ),
+        BadInput::new(
+            "POST /data/store",
+            Some(r#"{"keyN": "k", "valueN": "v", "ttl_seconds": 0}"#),
+            "INVALID_TTL",
+        ),
+        BadInput::new("GET /data/retrieve/%01", None, "INVALID_KEY"),
+        BadInput::new("GET /data/retrieve/%FF", None, "INVALID_KEY"),
+        BadInput::new(
+            &format!("GET /data/retrieve/{long_key}"),
+            None,
+            "INVALID_KEY",
+        ),
+        BadInput::new(
+            "PUT /data/update/%20",
+            Some(r#"{"valueN": "v"}"#),
+            "INVALID_KEY",
+        ),
+        BadInput::new("PUT /data/update/k", Some("[1]"), "INVALID_REQUEST"),
+        BadInput::new(
+            "PUT /data/update/k",
+            Some(r#"{"valueN": ""}"#),
+            "INVALID_VALUE",
+        ),
+        BadInput::new(
+            "PUT /data/update/k",
+            Some(r#"{"valueN": "v", "ttl_seconds": 1.5}"#),
+            "INVALID_TTL",
+        ),
+        BadInput::new(
+            &format!("DELETE /data/delete/{long_key}"),
+            None,
+            "INVALID_KEY",
+        ),
+        BadInput::new("GET /data/list?limit=0", None, "INVALID_QUERY"),
+        BadInput::new("GET /data/list?prefix=%01", None, "INVALID_QUERY"),
+        BadInput::new("GET /data/list?cursor=forged", None, "INVALID_QUERY"),
+        BadInput::new("GET /data/list?limit=1&limit=1", None, "INVALID_QUERY"),
+        BadInput::new("POST /auth/logout", Some("nonsense"), "INVALID_REQUEST"),
+        BadInput::new(
+            "POST /auth/logout",
+            Some(r#"{"everywhere": "yes"}"#),
+            "INVALID_REQUEST",
+        ),
+        BadInput::new("POST /auth/password", Some("{}"), "MISSING_FIELDS"),
+        BadInput::new("POST /auth/password", Some("[1]"), "INVALID_REQUEST"),
+        BadInput::new(
+            "POST /auth/password",
+            Some(r#"{"current_password": "Wr0ng!Passw0rd", "new_password": "short"}"#),
+            "INVALID_PASSWORD",
+        ),
+    ]
+}
+
+async fn an_ended_session_is_refused_before_its_input_is_checked(app: TestApp) {
+    let (access, _) = session_of(&app, "closing").await;
+    let requests = bad_inputs();
+    // With the session alive, each request is refused for its input, and none ends it.
+    for request in &requests {
+        let answer = request.send(&app, &access).await;
+        let status = if request.code == "PAYLOAD_TOO_LARGE" {
+            413
+        } else {
+            400
+        };
+        assert_eq!(
+            (answer.status.as_u16(), &answer.body),
+            (status, &request.refusal()),
+            "{}",
+            request.label()
+        );
+        assert!(!answer.headers.contains_key("www-authenticate"));
+    }
+
+    assert_eq!(app.logout(&access, None).await.status, 200);
+    // Once it has ended, the token is what is wrong with each of them.
+    let invalid_token = json!({"status": "error", "code": "INVALID_TOKEN",
+                               "message": "Invalid access token provided."});
+    let mut wrong = Vec::new();
+    for request in &requests {
+        let answer = request.send(&app, &access).await;
+        let scheme = answer.headers.get("www-authenticate");
+        if answer.status != 401
+            || answer.body != invalid_token
+            || scheme.is_none_or(|scheme| scheme != "Bearer")
+        {
+            wrong.push(format!(
+                "{}: {} {} {scheme:?}",
+                request.label(),
+                answer.status,
+                answer.body["code"]
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "not INVALID_TOKEN: {wrong:#?}");
 }
 
 async fn the_sweep_removes_ended_sessions_and_keeps_live_ones(app: TestApp) {

@@ -1,6 +1,9 @@
-//! `/data/*`: the caller's own entries. Each handler's arguments are checked in the order of
-//! its signature, which is the contract's: the token ([`AuthUser`]) first, then the key, then
-//! the body.
+//! `/data/*`: the caller's own entries. Each handler checks its request in the contract's
+//! order, which is that of its signature: the token ([`AuthUser`]) first, then the key, then
+//! the body. The token's extractor checks the token alone, not its session; the key and the
+//! body reach the handler as `Result`s, opened in that order by [`AuthUser::checked`], which
+//! answers INVALID_TOKEN for a refused one when the token's session has ended. A valid
+//! request's session is checked by the statement that serves it.
 
 use std::time::Duration;
 
@@ -116,8 +119,9 @@ fn with_tag(tag: &EntityTag, answer: impl IntoResponse) -> Response {
 pub(super) async fn store(
     State(state): State<AppState>,
     user: AuthUser,
-    NewEntry { key, value, ttl }: NewEntry,
+    entry: Result<NewEntry, ApiError>,
 ) -> Result<Response, ApiError> {
+    let NewEntry { key, value, ttl } = user.checked(&state.store, entry).await?;
     let tag = state
         .store
         .insert_entry(user.session(), &key, &value, ttl, &state.quota)
@@ -128,9 +132,10 @@ pub(super) async fn store(
 pub(super) async fn retrieve(
     State(state): State<AppState>,
     user: AuthUser,
-    key: Key,
+    key: Result<Key, ApiError>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let key = user.checked(&state.store, key).await?;
     let (value, tag) = state
         .store
         .get_entry(user.session(), &key)
@@ -148,10 +153,12 @@ pub(super) async fn retrieve(
 pub(super) async fn update(
     State(state): State<AppState>,
     user: AuthUser,
-    key: Key,
+    key: Result<Key, ApiError>,
     headers: HeaderMap,
-    EntryUpdate { value, expiry }: EntryUpdate,
+    update: Result<EntryUpdate, ApiError>,
 ) -> Result<Response, ApiError> {
+    let key = user.checked(&state.store, key).await?;
+    let EntryUpdate { value, expiry } = user.checked(&state.store, update).await?;
     let if_match = TagCondition::from_headers(headers.get_all(IF_MATCH));
     let tag = state
         .store
@@ -173,9 +180,10 @@ pub(super) async fn update(
 pub(super) async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
-    key: Key,
+    key: Result<Key, ApiError>,
     headers: HeaderMap,
 ) -> Result<Json<Success<()>>, ApiError> {
+    let key = user.checked(&state.store, key).await?;
     let if_match = TagCondition::from_headers(headers.get_all(IF_MATCH));
     state
         .store

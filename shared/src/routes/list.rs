@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use super::{Success, success_data};
 use crate::AppState;
 use crate::auth::AuthUser;
+use crate::cursor::ListCursors;
 use crate::error::ApiError;
 use crate::store::ListedEntry;
 
@@ -112,26 +113,54 @@ fn rfc3339_seconds(millis: i64) -> String {
         .unwrap_or_default()
 }
 
+/// What a listing asks for: the keys that start with `prefix`, at most `limit` of them, from
+/// after the key `after` (the cursor's) if given.
+struct PageRequest {
+    prefix: String,
+    limit: u32,
+    after: Option<String>,
+}
+
+impl PageRequest {
+    /// The request `query` makes of `user_id`'s listing; INVALID_QUERY when it is not valid.
+    fn parse(
+        query: Option<&str>,
+        cursors: &ListCursors,
+        user_id: i64,
+    ) -> Result<PageRequest, ApiError> {
+        let query = ListQuery::parse(query)?;
+        let prefix = query.prefix.unwrap_or_default();
+        if !valid_prefix(&prefix) {
+            return Err(ApiError::InvalidQuery);
+        }
+        let limit = parse_limit(query.limit.as_deref())?;
+        let after = match query.cursor {
+            None => None,
+            Some(cursor) => Some(
+                cursors
+                    .decode(&cursor, user_id, &prefix)
+                    .ok_or(ApiError::InvalidQuery)?,
+            ),
+        };
+        Ok(PageRequest {
+            prefix,
+            limit,
+            after,
+        })
+    }
+}
+
 pub(super) async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Success<Page>>, ApiError> {
-    let query = ListQuery::parse(query.as_deref())?;
-    let prefix = query.prefix.unwrap_or_default();
-    if !valid_prefix(&prefix) {
-        return Err(ApiError::InvalidQuery);
-    }
-    let limit = parse_limit(query.limit.as_deref())?;
-    let after = match query.cursor {
-        None => None,
-        Some(cursor) => Some(
-            state
-                .cursors
-                .decode(&cursor, user.user_id, &prefix)
-                .ok_or(ApiError::InvalidQuery)?,
-        ),
-    };
+    let request = PageRequest::parse(query.as_deref(), &state.cursors, user.user_id);
+    let PageRequest {
+        prefix,
+        limit,
+        after,
+    } = user.checked(&state.store, request).await?;
     // One more than the page, to tell whether another page follows.
     let mut entries = state
         .store

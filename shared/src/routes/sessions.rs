@@ -136,8 +136,9 @@ impl<S: Send + Sync> FromRequest<S> for Logout {
 pub(super) async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
-    Logout { everywhere }: Logout,
+    logout: Result<Logout, ApiError>,
 ) -> Result<Json<Success<()>>, ApiError> {
+    let Logout { everywhere } = user.checked(&state.store, logout).await?;
     state
         .store
         .end_sessions(user.session(), everywhere, now_millis())
@@ -145,17 +146,37 @@ pub(super) async fn logout(
     Ok(success_message("Logged out successfully."))
 }
 
+/// The body of a password change: `current_password` and `new_password` (else MISSING_FIELDS),
+/// then a new password that meets the rules of register (else INVALID_PASSWORD).
+pub(super) struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+impl<S: Send + Sync> FromRequest<S> for PasswordChange {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonObject(body) = JsonObject::from_request(request, state).await?;
+        let current = required_string(&body, "current_password", || ApiError::MissingPasswords)?;
+        let new = required_string(&body, "new_password", || ApiError::MissingPasswords)?;
+        if !is_valid_password(new) {
+            return Err(ApiError::InvalidPassword);
+        }
+        Ok(PasswordChange {
+            current: current.to_owned(),
+            new: new.to_owned(),
+        })
+    }
+}
+
 pub(super) async fn change_password(
     State(state): State<AppState>,
     user: AuthUser,
     address: ClientAddress,
-    JsonObject(body): JsonObject,
+    change: Result<PasswordChange, ApiError>,
 ) -> Result<Json<Success<()>>, ApiError> {
-    let current = required_string(&body, "current_password", || ApiError::MissingPasswords)?;
-    let new = required_string(&body, "new_password", || ApiError::MissingPasswords)?;
-    if !is_valid_password(new) {
-        return Err(ApiError::InvalidPassword);
-    }
+    let PasswordChange { current, new } = user.checked(&state.store, change).await?;
     let session = user.session();
     let (username, current_hash) = state.store.session_credentials(session).await?;
     // A wrong current password counts as a failed login of the user's username.
@@ -166,7 +187,7 @@ pub(super) async fn change_password(
     let internal = |error: crate::auth::PasswordError| ApiError::Internal(error.to_string());
     let right = state
         .passwords
-        .verify(current, &current_hash)
+        .verify(&current, &current_hash)
         .await
         .map_err(internal)?;
     if !right {
@@ -174,7 +195,7 @@ pub(super) async fn change_password(
         return Err(ApiError::InvalidCredentials);
     }
     attempt.succeeded().await?;
-    let new_hash = state.passwords.hash(new).await.map_err(internal)?;
+    let new_hash = state.passwords.hash(&new).await.map_err(internal)?;
     state
         .store
         .change_password(session, &current_hash, &new_hash, now_millis())

@@ -516,16 +516,6 @@ impl Store {
             .collect()
     }
 
-    /// Whether `session` lives (it has not ended and its user is still there).
-    async fn session_lives(&self, session: Session) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> = on_connection!(self, connection => statement(SESSION_LIVES)
-            .bind(session.id)
-            .bind(session.user_id)
-            .fetch_optional(connection)
-            .await)?;
-        Ok(row.is_some())
-    }
-
     /// Removes up to 500 entries that expired before `now` (milliseconds since the
     /// epoch) in one short transaction, and stops counting them against their users. Returns
     /// how many it removed: 0 when none was left.

@@ -28,7 +28,8 @@ pub enum RefreshOutcome {
 }
 
 /// Whether a session lives (it has not ended, and its user is still there): asked only when a
-/// statement that checks it found nothing. Parameters: the session, its user.
+/// statement that checks it found nothing, or when a request's input was refused (see
+/// [`Store::session_lives`]). Parameters: the session, its user.
 pub(super) const SESSION_LIVES: &str =
     "SELECT 1 FROM sessions WHERE id = ? AND user_id = ? AND ended_at IS NULL";
 
@@ -45,6 +46,18 @@ enum Refusal {
 }
 
 impl Store {
+    /// Whether `session` lives (it has not ended and its user is still there). Requests that
+    /// reach the database learn it from their own statement; this separate read is for the
+    /// cases where that statement found nothing, and for requests refused before any.
+    pub async fn session_lives(&self, session: Session) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = on_connection!(self, connection => statement(SESSION_LIVES)
+            .bind(session.id)
+            .bind(session.user_id)
+            .fetch_optional(connection)
+            .await)?;
+        Ok(row.is_some())
+    }
+
     /// Starts a session for `user_id` whose first refresh token has the hash `refresh_hash` and
     /// expires at `refresh_expires_at` (milliseconds since the epoch).
     pub async fn start_session(
