@@ -65,10 +65,11 @@ start() {
         log "MariaDB $(sql -e 'SELECT VERSION()') is up on 127.0.0.1:$PORT"
     fi
     local host
+    # With GRANT OPTION: tests make users of their own (a user whom max_connections limits).
     for host in 127.0.0.1 localhost; do
         sql -e "CREATE USER IF NOT EXISTS 'kv'@'$host' IDENTIFIED BY 'kv-test-password';
             ALTER USER 'kv'@'$host' IDENTIFIED BY 'kv-test-password';
-            GRANT ALL PRIVILEGES ON *.* TO 'kv'@'$host';"
+            GRANT ALL PRIVILEGES ON *.* TO 'kv'@'$host' WITH GRANT OPTION;"
     done
     sql -e 'CREATE DATABASE IF NOT EXISTS kv'
     echo "$URL"

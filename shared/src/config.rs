@@ -4,7 +4,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `DATABASE_URL` | `mysql://user:pass@host:3306/db` or `sqlite://path` | `sqlite://kv.db` (created) |
-//! | `DATABASE_MAX_CONNECTIONS` | pool size | 16 locally, 2 on Lambda |
+//! | `DATABASE_MAX_CONNECTIONS` | pool size | 16 locally, 1 on Lambda (an instance serves one request at a time) |
 //! | `DATABASE_ACQUIRE_TIMEOUT_SECONDS` | wait for a connection before answering 503 | 3 |
 //! | `JWT_SECRET` | HMAC keys of access tokens: one, or several separated by commas (each trimmed, each at least 32 bytes); the first signs, all verify | a local-development default |
 //! | `TOKEN_LIFETIME_SECONDS` | lifetime of access tokens | 3600 |
@@ -217,7 +217,7 @@ impl DatabaseConfig {
         };
         let default_connections = match runtime {
             Runtime::Local => 16,
-            Runtime::Lambda => 2,
+            Runtime::Lambda => 1,
         };
         Ok(DatabaseConfig {
             database,
@@ -514,7 +514,7 @@ mod tests {
         let lambda = config(Runtime::Lambda, &[("JWT_SECRET", &"k".repeat(32))])
             .await
             .unwrap();
-        assert_eq!(lambda.pool.max_connections, 2);
+        assert_eq!(lambda.pool.max_connections, 1);
     }
 
     #[tokio::test]

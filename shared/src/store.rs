@@ -100,7 +100,8 @@ pub enum StoreError {
     /// The password changed between its check and the change.
     #[error("password changed meanwhile")]
     PasswordChanged,
-    /// The database cannot be reached: refused, timed out, or the connection broke.
+    /// The database cannot be reached (refused, timed out, or the connection broke), or it
+    /// (or RDS Proxy) has no connection to spare.
     #[error("database unreachable: {0}")]
     Unavailable(sqlx::Error),
     #[error("database error: {0}")]
@@ -115,9 +116,24 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
+            sqlx::Error::Database(ref database) if is_out_of_connections(database.as_ref()) => {
+                StoreError::Unavailable(error)
+            }
             other => StoreError::Database(other),
         }
     }
+}
+
+/// Whether MySQL refused a connection for want of one: too many connections (1040), too many
+/// of this user's (1203), or RDS Proxy's timeout waiting to borrow one from its pool (9501,
+/// "Timed-out waiting to acquire database connection"). The request may succeed in a moment.
+fn is_out_of_connections(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error
+        .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .is_some_and(|error| matches!(error.number(), 1040 | 1203 | 9501))
+        || error
+            .message()
+            .contains("Timed-out waiting to acquire database connection")
 }
 
 /// A new account, validated and normalised, with its password already hashed.

@@ -10,7 +10,9 @@ use std::time::Duration;
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{TestApp, TestSettings, sleep, spawn_app_on_mysql};
+use sqlx::{Connection, Executor, MySqlConnection};
+
+use crate::helpers::{TestApp, TestSettings, registration, sleep, spawn_app_on_mysql};
 
 /// A MariaDB server started by `scripts/mariadb.sh` in a directory and on a port of its own,
 /// stopped and removed on drop.
@@ -154,6 +156,75 @@ async fn a_stopped_database_gives_503_and_the_same_process_recovers() {
         "value"
     );
     assert_eq!(app.store(&token, "new", "value").await.status, 200);
+}
+
+/// A server with no connection to spare refuses new ones with MySQL's error 1040, "Too many
+/// connections" (as RDS Proxy does with its borrow timeout): the app answers 503 with
+/// `Retry-After`, never 500, and answers again as soon as a connection is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_out_of_connections_gives_503_and_recovers_when_one_frees() {
+    let Some(database) = PrivateMariaDb::start().await else {
+        return;
+    };
+    // A user without the administrators' privileges, whom max_connections limits.
+    let mut admin = MySqlConnection::connect(&database.url)
+        .await
+        .expect("the server answers");
+    for statement in [
+        "CREATE USER 'crowd'@'127.0.0.1' IDENTIFIED BY 'crowd-password'",
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES \
+         ON *.* TO 'crowd'@'127.0.0.1'",
+        "SET GLOBAL max_connections = 3",
+    ] {
+        admin.execute(statement).await.expect("the server takes it");
+    }
+    let crowd = format!("mysql://crowd:crowd-password@127.0.0.1:{}", database.port);
+    let app = spawn_app_on_mysql(&crowd, TestSettings::default()).await;
+    // The app's first sweep left a connection in its pool: end it, so that its requests
+    // need new ones.
+    let app_connections: Vec<(i64,)> =
+        sqlx::query_as("SELECT id FROM information_schema.processlist WHERE user = 'crowd'")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    for (id,) in app_connections {
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!("KILL {id}")))
+            .await;
+    }
+    let mut held = Vec::new();
+    let refusal = loop {
+        match MySqlConnection::connect(&crowd).await {
+            Ok(connection) => held.push(connection),
+            Err(error) => break error,
+        }
+        assert!(held.len() < 10, "max_connections is not enforced");
+    };
+    let number = refusal
+        .as_database_error()
+        .and_then(|error| error.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .map(|error| error.number());
+    assert_eq!(number, Some(1040), "{refusal}");
+
+    // The first may find the killed connection (the app cannot reach the database either
+    // way); the others open new ones and are refused.
+    let answers = [
+        app.register(registration("crowded")).await,
+        app.register(registration("crowded")).await,
+        app.request(Method::GET, "/health", None, None).await,
+    ];
+    for answer in &answers {
+        answer.assert_code(503, "SERVICE_UNAVAILABLE");
+        assert!(answer.headers.contains_key("retry-after"), "{answer:?}");
+    }
+
+    held.pop()
+        .expect("a held connection")
+        .close()
+        .await
+        .unwrap();
+    wait_until_healthy(&app).await;
+    assert_eq!(app.register(registration("crowded")).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
