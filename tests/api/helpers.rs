@@ -848,8 +848,8 @@ impl TestDatabase {
             .get(0))
     }
 
-    /// How many failed logins are recorded for `username` (compared case-insensitively, as
-    /// throttling counts them).
+    /// How many rows `username` has in `login_failures` (compared case-insensitively, as
+    /// throttling counts them): failures, settled or left unsettled, and attempts in flight.
     pub async fn login_failures_of(&self, username: &str) -> i64 {
         let key = kv_shared::store::login_username_key(username);
         on_db!(self, pool => sqlx::query("SELECT COUNT(*) FROM login_failures WHERE username_key = ?")
@@ -874,16 +874,52 @@ impl TestDatabase {
             .expect("login failures can be counted"))
     }
 
-    /// Every column of every recorded failed login, as text.
+    /// Records an attempt of `username` from `address` at `failed_at` (milliseconds since the
+    /// epoch), settled (a failure) or not (in flight, or left so), as the API would.
+    pub async fn insert_login_row(
+        &self,
+        username: &str,
+        address: &str,
+        failed_at: i64,
+        settled: bool,
+    ) {
+        let key = kv_shared::store::login_username_key(username);
+        on_db!(self, pool => sqlx::query(
+            "INSERT INTO login_failures (username_key, address, failed_at, settled) \
+             VALUES (?, ?, ?, ?)")
+            .bind(key)
+            .bind(address)
+            .bind(failed_at)
+            .bind(i64::from(settled))
+            .execute(pool)
+            .await
+            .map(drop)
+            .expect("a login row can be inserted"))
+    }
+
+    /// Deletes every row of `username`, as a success of its own would.
+    pub async fn delete_login_rows_of(&self, username: &str) {
+        let key = kv_shared::store::login_username_key(username);
+        on_db!(self, pool => sqlx::query("DELETE FROM login_failures WHERE username_key = ?")
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(drop)
+            .expect("login rows can be deleted"))
+    }
+
+    /// Every column of every row of `login_failures`, as text.
     pub async fn login_failure_rows(&self) -> Vec<Vec<String>> {
         // Binary-collated columns are read only as bytes on MySQL: cast them.
-        const SQL: &str = "SELECT CAST(id AS CHAR), CAST(username_key AS CHAR),              CAST(address AS CHAR), CAST(failed_at AS CHAR) FROM login_failures ORDER BY id";
+        const SQL: &str = "SELECT CAST(id AS CHAR), CAST(username_key AS CHAR), \
+             CAST(address AS CHAR), CAST(failed_at AS CHAR), CAST(settled AS CHAR) \
+             FROM login_failures ORDER BY id";
         on_db!(self, pool => sqlx::query(SQL)
             .fetch_all(pool)
             .await
             .expect("login failures can be read")
             .into_iter()
-            .map(|row| (0..4).map(|column| row.get::<String, _>(column)).collect())
+            .map(|row| (0..5).map(|column| row.get::<String, _>(column)).collect())
             .collect())
     }
 
