@@ -74,6 +74,11 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The service cannot take the request now, the database being fine (concurrent logins of
+    /// one username that kept waiting for each other): try again in `retry_after` seconds (at
+    /// least 1).
+    #[error("over capacity; retry after {retry_after} s")]
+    Overloaded { retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -227,7 +232,7 @@ impl ApiError {
                 "PAYLOAD_TOO_LARGE",
                 "The request body is too large.",
             ),
-            Unavailable(_) => (
+            Unavailable(_) | Overloaded { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",
                 "The service is temporarily unavailable. Please try again later.",
@@ -266,6 +271,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             ApiError::Unavailable(error) => tracing::warn!(%error, "database unavailable"),
+            ApiError::Overloaded { .. } => tracing::warn!(error = %self, "over capacity"),
             ApiError::Internal(error) => tracing::error!(%error, "internal error"),
             _ => {}
         }
@@ -287,7 +293,9 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),
             );
         }
-        if let ApiError::TooManyAttempts { retry_after } = &self {
+        if let ApiError::TooManyAttempts { retry_after } | ApiError::Overloaded { retry_after } =
+            &self
+        {
             headers.insert(
                 header::RETRY_AFTER,
                 HeaderValue::from((*retry_after).max(1)),

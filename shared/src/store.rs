@@ -48,7 +48,10 @@ use statement::statement;
 
 pub use entries::{ExpiryChange, ListedEntry, Quota, millis_after, now_millis};
 pub use sessions::{RefreshOutcome, Session};
-pub use throttle::{LoginAttempt, LoginLimits, PendingLogin, login_username_key, retry_after_secs};
+pub use throttle::{
+    LOGIN_IN_FLIGHT_GRACE, LoginAttempt, LoginLimits, PendingLogin, login_username_key,
+    retry_after_secs,
+};
 
 /// Which database a [`Store`] talks to, as told by the scheme of its URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -193,9 +193,16 @@ pub struct TestSettings {
     pub login_max_failures: u32,
     pub login_max_failures_per_address: u32,
     pub login_window_seconds: u64,
-    /// SQL run on the schema of the first migration, before the others apply: data of a
-    /// database that was filled before an upgrade.
-    pub first_schema_seed: Option<String>,
+    /// Data of a database that was filled before an upgrade: SQL run on the schema of an
+    /// earlier migration, before the others apply.
+    pub schema_seed: Option<SchemaSeed>,
+}
+
+/// SQL run on the schema as `migration` (a version, such as [`FIRST_MIGRATION`]) left it.
+#[derive(Debug, Clone)]
+pub struct SchemaSeed {
+    pub migration: i64,
+    pub sql: String,
 }
 
 impl Default for TestSettings {
@@ -211,7 +218,7 @@ impl Default for TestSettings {
             login_max_failures: 5,
             login_max_failures_per_address: 100,
             login_window_seconds: 900,
-            first_schema_seed: None,
+            schema_seed: None,
         }
     }
 }
@@ -316,8 +323,8 @@ async fn start(
         .await
         .expect("a valid test configuration");
     let state = AppState::new(&config);
-    if let Some(seed) = &settings.first_schema_seed {
-        db.seed_first_schema(seed).await;
+    if let Some(seed) = &settings.schema_seed {
+        db.seed_schema(seed).await;
     }
     state.store.migrate().await.expect("migrations apply");
 
@@ -677,11 +684,11 @@ macro_rules! on_db {
 }
 
 /// The version of the first migration of both backends: the schema before issue 11.
-const FIRST_MIGRATION: i64 = 20261126000001;
+pub const FIRST_MIGRATION: i64 = 20261126000001;
 
 impl TestDatabase {
-    /// Migrates a fresh database to the first migration only, and runs `seed` on it.
-    async fn seed_first_schema(&self, seed: &str) {
+    /// Migrates a fresh database up to the seed's migration only, and runs the seed's SQL on it.
+    async fn seed_schema(&self, seed: &SchemaSeed) {
         let directory = match self {
             TestDatabase::Sqlite(_) => "migrations/sqlite",
             TestDatabase::MySql(_) => "migrations/mysql",
@@ -693,10 +700,10 @@ impl TestDatabase {
         on_db!(self, pool => {
             let mut connection = pool.acquire().await.expect("a connection");
             migrator
-                .run_to(FIRST_MIGRATION, &mut *connection)
+                .run_to(seed.migration, &mut *connection)
                 .await
-                .expect("the first migration applies");
-            sqlx::raw_sql(AssertSqlSafe(seed.to_owned()))
+                .expect("the migrations up to the seed's apply");
+            sqlx::raw_sql(AssertSqlSafe(seed.sql.clone()))
                 .execute(&mut *connection)
                 .await
                 .expect("the seed applies");
@@ -841,8 +848,8 @@ impl TestDatabase {
             .get(0))
     }
 
-    /// How many failed logins are recorded for `username` (compared case-insensitively, as
-    /// throttling counts them).
+    /// How many rows `username` has in `login_failures` (compared case-insensitively, as
+    /// throttling counts them): failures, settled or left unsettled, and attempts in flight.
     pub async fn login_failures_of(&self, username: &str) -> i64 {
         let key = kv_shared::store::login_username_key(username);
         on_db!(self, pool => sqlx::query("SELECT COUNT(*) FROM login_failures WHERE username_key = ?")
@@ -853,16 +860,66 @@ impl TestDatabase {
             .get(0))
     }
 
-    /// Every column of every recorded failed login, as text.
+    /// How many of the rows of `username` (compared case-insensitively) are settled failures,
+    /// and how many are unsettled (attempts in flight, or left so).
+    pub async fn login_rows_of(&self, username: &str) -> (i64, i64) {
+        let key = kv_shared::store::login_username_key(username);
+        on_db!(self, pool => sqlx::query(
+            "SELECT COUNT(CASE WHEN settled <> 0 THEN 1 END), COUNT(CASE WHEN settled = 0 THEN 1 END) \
+             FROM login_failures WHERE username_key = ?")
+            .bind(key)
+            .fetch_one(pool)
+            .await
+            .map(|row| (row.get(0), row.get(1)))
+            .expect("login failures can be counted"))
+    }
+
+    /// Records an attempt of `username` from `address` at `failed_at` (milliseconds since the
+    /// epoch), settled (a failure) or not (in flight, or left so), as the API would.
+    pub async fn insert_login_row(
+        &self,
+        username: &str,
+        address: &str,
+        failed_at: i64,
+        settled: bool,
+    ) {
+        let key = kv_shared::store::login_username_key(username);
+        on_db!(self, pool => sqlx::query(
+            "INSERT INTO login_failures (username_key, address, failed_at, settled) \
+             VALUES (?, ?, ?, ?)")
+            .bind(key)
+            .bind(address)
+            .bind(failed_at)
+            .bind(i64::from(settled))
+            .execute(pool)
+            .await
+            .map(drop)
+            .expect("a login row can be inserted"))
+    }
+
+    /// Deletes every row of `username`, as a success of its own would.
+    pub async fn delete_login_rows_of(&self, username: &str) {
+        let key = kv_shared::store::login_username_key(username);
+        on_db!(self, pool => sqlx::query("DELETE FROM login_failures WHERE username_key = ?")
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(drop)
+            .expect("login rows can be deleted"))
+    }
+
+    /// Every column of every row of `login_failures`, as text.
     pub async fn login_failure_rows(&self) -> Vec<Vec<String>> {
         // Binary-collated columns are read only as bytes on MySQL: cast them.
-        const SQL: &str = "SELECT CAST(id AS CHAR), CAST(username_key AS CHAR),              CAST(address AS CHAR), CAST(failed_at AS CHAR) FROM login_failures ORDER BY id";
+        const SQL: &str = "SELECT CAST(id AS CHAR), CAST(username_key AS CHAR), \
+             CAST(address AS CHAR), CAST(failed_at AS CHAR), CAST(settled AS CHAR) \
+             FROM login_failures ORDER BY id";
         on_db!(self, pool => sqlx::query(SQL)
             .fetch_all(pool)
             .await
             .expect("login failures can be read")
             .into_iter()
-            .map(|row| (0..4).map(|column| row.get::<String, _>(column)).collect())
+            .map(|row| (0..5).map(|column| row.get::<String, _>(column)).collect())
             .collect())
     }
 

@@ -1,7 +1,9 @@
 //! Login throttling: failed logins counted in the database per username and per client address
-//! (every request of these tests comes from 127.0.0.1).
+//! (every request of these tests comes from 127.0.0.1), attempts in flight told apart from them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use kv_shared::store::{LOGIN_IN_FLIGHT_GRACE, now_millis};
 
 use futures::future::join_all;
 use serde_json::{Value, json};
@@ -20,6 +22,11 @@ on_both_backends!(
     one_address_is_throttled_across_usernames,
     failures_age_out_of_the_window,
     a_concurrent_burst_gets_at_most_the_limit_of_guesses,
+    concurrent_logins_with_the_right_password_all_succeed,
+    concurrent_logins_from_one_address_all_succeed,
+    attempts_in_flight_delay_a_login_but_never_throttle_it,
+    a_login_kept_waiting_too_long_answers_503,
+    an_attempt_left_unsettled_counts_as_a_failure_after_the_grace,
     failures_are_recorded_without_the_password,
     the_clean_up_deletes_only_failures_before_its_cutoff,
     wrong_current_passwords_count_as_failed_logins_of_the_username,
@@ -71,6 +78,11 @@ async fn the_sixth_attempt_after_five_failures_is_throttled_even_with_the_right_
     // Another username from the same address is not concerned.
     app.login("bob").await;
     assert_eq!(app.db.login_failures_of("alice").await, 5);
+    assert_eq!(
+        app.db.login_rows_of("alice").await,
+        (5, 0),
+        "settled failures"
+    );
     assert_eq!(app.db.login_failures_of("bob").await, 0);
 }
 
@@ -108,7 +120,11 @@ async fn wrong_current_passwords_count_as_failed_logins_of_the_username(app: Tes
     // Five failures of either kind: the right password is refused on both endpoints.
     assert_throttled(&change(PASSWORD).await, 900);
     assert_throttled(&app.token(login("carol", PASSWORD)).await, 900);
-    assert_eq!(app.db.login_failures_of("carol").await, 5);
+    assert_eq!(
+        app.db.login_rows_of("carol").await,
+        (5, 0),
+        "settled failures"
+    );
     // The password did not change: the session still works.
     assert_eq!(app.retrieve(&token, "none").await.status, 404);
 }
@@ -201,8 +217,10 @@ async fn a_concurrent_burst_gets_at_most_the_limit_of_guesses(app: TestApp) {
     app.register_user("grace").await;
     let answers = join_all((0..20).map(|_| app.token(login("grace", WRONG)))).await;
 
+    // The guesses beyond the limit wait for those in flight, and are throttled once those
+    // have failed.
     let guesses = answers.iter().filter(|answer| answer.status == 401).count();
-    assert!(guesses <= 5, "{guesses} guesses were checked: {answers:?}");
+    assert_eq!(guesses, 5, "{guesses} guesses were checked: {answers:?}");
     for answer in &answers {
         if answer.status == 401 {
             answer.assert_code(401, "INVALID_CREDENTIALS");
@@ -210,11 +228,117 @@ async fn a_concurrent_burst_gets_at_most_the_limit_of_guesses(app: TestApp) {
             assert_throttled(answer, 900);
         }
     }
-    let recorded = app.db.login_failures_of("grace").await;
     assert_eq!(
-        recorded, guesses as i64,
-        "each checked guess is one failure"
+        app.db.login_rows_of("grace").await,
+        (5, 0),
+        "each checked guess is one settled failure"
     );
+    assert_eq!(app.db.login_failure_rows().await.len(), 5);
+}
+
+async fn concurrent_logins_with_the_right_password_all_succeed(app: TestApp) {
+    app.register_user("kim").await;
+    // Many more than the limit at once, none of them failing: nothing to throttle.
+    let answers = join_all((0..24).map(|_| app.token(login("kim", PASSWORD)))).await;
+
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{answers:?}");
+    }
+    assert_eq!(app.db.login_failure_rows().await, Vec::<Vec<String>>::new());
+}
+
+async fn concurrent_logins_from_one_address_all_succeed(app: TestApp) {
+    let app = respawn(
+        app,
+        TestSettings {
+            login_max_failures_per_address: 3,
+            ..TestSettings::default()
+        },
+    )
+    .await;
+    let usernames: Vec<String> = (0..12).map(|n| format!("user{n}")).collect();
+    for username in &usernames {
+        app.register_user(username).await;
+    }
+    let answers = join_all(
+        usernames
+            .iter()
+            .map(|username| app.token(login(username, PASSWORD))),
+    )
+    .await;
+
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{answers:?}");
+    }
+    assert_eq!(app.db.login_failure_rows().await, Vec::<Vec<String>>::new());
+}
+
+/// Records `count` attempts of `username` from this tests' address, unsettled, at `failed_at`.
+async fn leave_in_flight(app: &TestApp, username: &str, count: usize, failed_at: i64) {
+    for _ in 0..count {
+        app.db
+            .insert_login_row(username, "127.0.0.1", failed_at, false)
+            .await;
+    }
+}
+
+async fn attempts_in_flight_delay_a_login_but_never_throttle_it(app: TestApp) {
+    app.register_user("mia").await;
+    leave_in_flight(&app, "mia", 5, now_millis()).await;
+
+    let started = Instant::now();
+    let (answer, ()) = tokio::join!(app.token(login("mia", PASSWORD)), async {
+        sleep(Duration::from_millis(500)).await;
+        // The five end, as a success of theirs would end them.
+        app.db.delete_login_rows_of("mia").await;
+    });
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the login waited for the attempts in flight"
+    );
+    assert_eq!(app.db.login_rows_of("mia").await, (0, 0));
+}
+
+async fn a_login_kept_waiting_too_long_answers_503(app: TestApp) {
+    app.register_user("nina").await;
+    leave_in_flight(&app, "nina", 5, now_millis()).await;
+
+    let started = Instant::now();
+    let answer = app.token(login("nina", PASSWORD)).await;
+    answer.assert_code(503, "SERVICE_UNAVAILABLE");
+    assert_eq!(answer.headers["retry-after"], "1");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < LOGIN_IN_FLIGHT_GRACE,
+        "waited {waited:?}"
+    );
+    // It left nothing behind, and the attempts in flight are still only that.
+    assert_eq!(app.db.login_rows_of("nina").await, (0, 5));
+}
+
+async fn an_attempt_left_unsettled_counts_as_a_failure_after_the_grace(app: TestApp) {
+    app.register_user("olga").await;
+    let grace = i64::try_from(LOGIN_IN_FLIGHT_GRACE.as_millis()).unwrap();
+    // Five attempts that never settled (their clients went away), past the grace: failures,
+    // 11 s old.
+    leave_in_flight(&app, "olga", 5, now_millis() - grace - 1_000).await;
+    let retry_after = assert_throttled(&app.token(login("olga", PASSWORD)).await, 900);
+    assert!((885..=889).contains(&retry_after), "{retry_after}");
+    assert_eq!(app.db.login_rows_of("olga").await, (0, 5));
+
+    // Five still within the grace for another second: a login waits for them, and is
+    // throttled once they count as failures.
+    app.register_user("pete").await;
+    leave_in_flight(&app, "pete", 5, now_millis() - grace + 1_000).await;
+    let started = Instant::now();
+    assert_throttled(&app.token(login("pete", PASSWORD)).await, 900);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(4),
+        "waited {waited:?}"
+    );
+    assert_eq!(app.db.login_rows_of("pete").await, (0, 5));
 }
 
 async fn failures_are_recorded_without_the_password(app: TestApp) {
@@ -226,14 +350,15 @@ async fn failures_are_recorded_without_the_password(app: TestApp) {
 
     let rows = app.db.login_failure_rows().await;
     assert_eq!(rows.len(), 1, "{rows:?}");
-    let [_id, username_key, address, failed_at] = &rows[0][..] else {
-        panic!("four columns: {rows:?}");
+    let [_id, username_key, address, failed_at, settled] = &rows[0][..] else {
+        panic!("five columns: {rows:?}");
     };
+    assert_eq!(settled, "1", "a settled failure");
     assert_eq!(username_key.len(), 64, "a hex SHA-256: {username_key}");
     assert!(username_key.bytes().all(|byte| byte.is_ascii_hexdigit()));
     assert_eq!(address, "127.0.0.1");
     let failed_at: i64 = failed_at.parse().unwrap();
-    assert!((failed_at - kv_shared::store::now_millis()).abs() < 60_000);
+    assert!((failed_at - now_millis()).abs() < 60_000);
     let text = rows[0].join(" ").to_lowercase();
     for secret in [password.to_lowercase(), "heidi".to_owned()] {
         assert!(!text.contains(&secret), "{secret} is stored: {text}");

@@ -1,12 +1,15 @@
-//! The migrations upgrade a database filled at the first schema: existing entries get tags of
-//! their own, no expiry, and are counted against their users.
+//! The migrations upgrade a filled database: entries stored at the first schema get tags of
+//! their own, no expiry, and are counted against their users; failed logins recorded before
+//! attempts in flight were told apart from failures still count as failures.
 
 use std::collections::HashSet;
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, TestSettings, spawn_app_with};
+use crate::helpers::{
+    Backend, FIRST_MIGRATION, PASSWORD, SchemaSeed, TestApp, TestSettings, spawn_app_with,
+};
 
 /// Two users and their entries, as the first schema holds them; the password hash is `hash`.
 fn seed(hash: &str) -> String {
@@ -26,7 +29,10 @@ async fn upgraded_app(backend: Backend) -> Option<TestApp> {
         .expect("a hash");
     let settings = TestSettings {
         quota_max_keys: 4,
-        first_schema_seed: Some(seed(&hash)),
+        schema_seed: Some(SchemaSeed {
+            migration: FIRST_MIGRATION,
+            sql: seed(&hash),
+        }),
         ..TestSettings::default()
     };
     spawn_app_with(backend, settings).await
@@ -90,5 +96,61 @@ async fn sqlite_upgrades_a_filled_database() {
 async fn mysql_upgrades_a_filled_database() {
     if let Some(app) = upgraded_app(Backend::MySql).await {
         existing_entries_are_tagged_counted_and_never_expire(app).await;
+    }
+}
+
+/// The migration that made `login_failures`, before its rows were settled or not.
+const LOGIN_FAILURES_MIGRATION: i64 = 20261202000002;
+
+/// Five failed logins of "veteran", just recorded, as the table held them before the upgrade
+/// (unsettled, they would be attempts in flight).
+async fn app_with_old_failures(backend: Backend) -> Option<TestApp> {
+    let key = kv_shared::store::login_username_key("veteran");
+    let failed_at = kv_shared::store::now_millis();
+    let rows: Vec<String> = (0..5)
+        .map(|_| format!("('{key}', '192.0.2.7', {failed_at})"))
+        .collect();
+    let settings = TestSettings {
+        schema_seed: Some(SchemaSeed {
+            migration: LOGIN_FAILURES_MIGRATION,
+            sql: format!(
+                "INSERT INTO login_failures (username_key, address, failed_at) VALUES {};",
+                rows.join(", ")
+            ),
+        }),
+        ..TestSettings::default()
+    };
+    spawn_app_with(backend, settings).await
+}
+
+async fn old_failures_still_count(app: TestApp) {
+    assert_eq!(app.db.login_rows_of("veteran").await, (5, 0));
+    app.register_user("veteran").await;
+    let answer = app
+        .token(json!({"username": "veteran", "password": PASSWORD}))
+        .await;
+    answer.assert_code(429, "TOO_MANY_ATTEMPTS");
+    let retry_after: u64 = answer.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (880..=900).contains(&retry_after),
+        "the failures count for the whole window: {retry_after}"
+    );
+    assert_eq!(app.db.login_rows_of("veteran").await, (5, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keeps_old_failed_logins_as_failures() {
+    let app = app_with_old_failures(Backend::Sqlite).await.unwrap();
+    old_failures_still_count(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_keeps_old_failed_logins_as_failures() {
+    if let Some(app) = app_with_old_failures(Backend::MySql).await {
+        old_failures_still_count(app).await;
     }
 }

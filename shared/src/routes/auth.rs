@@ -139,8 +139,9 @@ pub(super) async fn token(
     if is_blank(Some(username)) || is_blank(Some(password)) {
         return Err(ApiError::MissingCredentials);
     }
-    // Counted as a failure from here on, unless the password turns out right; a throttled
-    // attempt answers 429 before any hashing.
+    // Recorded from here on, in flight until the password is checked: a wrong one is a
+    // failure, a right one clears the username's failures. A throttled attempt answers 429
+    // before any hashing.
     let attempt = state
         .throttle
         .begin(&state.store, username, &address)
@@ -171,7 +172,7 @@ pub(super) async fn token(
         }
     };
     let Some(user_id) = user_id else {
-        attempt.failed();
+        attempt.failed().await?;
         return Err(ApiError::InvalidCredentials);
     };
     attempt.succeeded().await?;

@@ -191,7 +191,7 @@ pub(super) async fn change_password(
         .await
         .map_err(internal)?;
     if !right {
-        attempt.failed();
+        attempt.failed().await?;
         return Err(ApiError::InvalidCredentials);
     }
     attempt.succeeded().await?;
