@@ -34,6 +34,8 @@ struct Commands {
     queries: AtomicU64,
     prepares: AtomicU64,
     executes: AtomicU64,
+    /// Client connections that ended.
+    closed: AtomicU64,
     encrypted: AtomicBool,
 }
 
@@ -118,8 +120,59 @@ async fn relay(client: TcpStream, upstream: TcpStream, commands: Arc<Commands>) 
             break;
         }
     }
+    commands.closed.fetch_add(1, Ordering::SeqCst);
     let _ = server_writes.shutdown().await;
     let _ = answers.await;
+}
+
+/// The app on a fresh database of the MySQL test server at `server`, reached through a
+/// [`CountingRelay`].
+async fn app_through_relay(server: &str, settings: TestSettings) -> (TestApp, CountingRelay) {
+    let url = reqwest::Url::parse(server).expect("a MySQL URL");
+    let host = url.host_str().expect("a host").to_owned();
+    let relay = CountingRelay::start((host, url.port().unwrap_or(3306))).await;
+    let mut through_relay = url.clone();
+    through_relay.set_port(Some(relay.port)).unwrap();
+    let app = spawn_app_on_mysql(through_relay.as_str().trim_end_matches('/'), settings).await;
+    assert!(
+        !relay.commands.encrypted.load(Ordering::SeqCst),
+        "the relay cannot count inside TLS"
+    );
+    (app, relay)
+}
+
+/// A statement whose text passes 16 KB pins its session on RDS Proxy: its connection is closed
+/// after the request (a store of a 9,000-byte value: 18,000 hexadecimal digits), while
+/// shorter statements keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mysql_a_statement_over_16_kb_retires_its_connection() {
+    let Some(server) =
+        test_support::mysql_server_url("on_mysql_a_statement_over_16_kb_retires_its_connection")
+    else {
+        return;
+    };
+    let (app, relay) = app_through_relay(&server, TestSettings::default()).await;
+    let token = app.user_with_token("large").await.1;
+    let closed = || relay.commands.closed.load(Ordering::SeqCst);
+    assert_eq!(app.store(&token, "small", "v").await.status, 200);
+    let before = closed();
+    for _ in 0..4 {
+        assert_eq!(app.retrieve(&token, "small").await.status, 200);
+    }
+    assert_eq!(closed(), before, "short statements keep their connection");
+
+    let large = "x".repeat(9000);
+    assert_eq!(app.store(&token, "large", &large).await.status, 200);
+    for _ in 0..4 {
+        assert_eq!(app.retrieve(&token, "small").await.status, 200);
+    }
+    assert_eq!(
+        closed(),
+        before + 1,
+        "the connection of the long statement is closed"
+    );
+    let answer = app.retrieve(&token, "large").await;
+    assert_eq!(answer.body["data"]["valueN"], json!(large));
 }
 
 /// Every statement the store sends, on MySQL, goes as text: through the relay, the app answers
@@ -130,21 +183,12 @@ async fn on_mysql_no_statement_is_prepared() {
     let Some(server) = test_support::mysql_server_url("on_mysql_no_statement_is_prepared") else {
         return;
     };
-    let url = reqwest::Url::parse(&server).expect("a MySQL URL");
-    let host = url.host_str().expect("a host").to_owned();
-    let relay = CountingRelay::start((host, url.port().unwrap_or(3306))).await;
-    let mut through_relay = url.clone();
-    through_relay.set_port(Some(relay.port)).unwrap();
     let settings = TestSettings {
         quota_max_keys: 3,
         login_max_failures: 2,
         ..TestSettings::default()
     };
-    let app = spawn_app_on_mysql(through_relay.as_str().trim_end_matches('/'), settings).await;
-    assert!(
-        !relay.commands.encrypted.load(Ordering::SeqCst),
-        "the relay cannot count inside TLS"
-    );
+    let (app, relay) = app_through_relay(&server, settings).await;
     // Migrations run on a connection of their own, closed afterwards; they are not the
     // requests' statements.
     relay.commands.reset();

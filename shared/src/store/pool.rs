@@ -6,6 +6,7 @@
 //! flag still set (its query was cancelled, or failed below SQL) is closed, never reused. A
 //! connection idle for [`PING_WHEN_IDLE_FOR`] is pinged before it is handed out again.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
@@ -14,6 +15,18 @@ use sqlx::{ConnectOptions, Connection};
 /// A connection idle for this long is pinged before use: the server or RDS Proxy may have
 /// closed it meanwhile, or a Lambda function may have been frozen since.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(5);
+
+tokio::task_local! {
+    /// Whether the work running on a pooled connection asked for it to be closed afterwards.
+    static RETIRE_AFTER_USE: Cell<bool>;
+}
+
+/// Asks that the connection the current work runs on be closed when the work ends, instead of
+/// going back to the pool: for a statement that leaves its session in a state no later request
+/// should inherit. Outside a pooled connection's work (migrations) it does nothing.
+pub(super) fn retire_connection_after_use() {
+    let _ = RETIRE_AFTER_USE.try_with(|retire| retire.set(true));
+}
 
 /// Connections of type `C`, opened on first use, at most `max_connections` at a time.
 pub struct Pool<C: Connection> {
@@ -94,16 +107,23 @@ impl<C: Connection> std::fmt::Debug for Pool<C> {
 pub struct PooledConnection<C: Connection>(Object<Manager<C>>);
 
 impl<C: Connection> PooledConnection<C> {
-    /// Runs one query's worth of work on the connection. If `work` is cancelled, or fails
-    /// anywhere but in the database's own SQL handling, the connection is closed instead of
-    /// going back to the pool.
+    /// Runs one query's worth of work on the connection. If `work` is cancelled, fails
+    /// anywhere but in the database's own SQL handling, or asks for it
+    /// ([`retire_connection_after_use`]), the connection is closed instead of going back to
+    /// the pool.
     pub async fn run<T>(
         &mut self,
         work: impl AsyncFnOnce(&mut C) -> Result<T, sqlx::Error>,
     ) -> Result<T, sqlx::Error> {
         self.0.in_flight = true;
-        let result = work(&mut self.0.connection).await;
-        if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
+        let connection = &mut self.0.connection;
+        let (result, retire) = RETIRE_AFTER_USE
+            .scope(Cell::new(false), async {
+                let result = work(connection).await;
+                (result, RETIRE_AFTER_USE.with(Cell::get))
+            })
+            .await;
+        if !retire && matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
             self.0.in_flight = false;
         }
         result

@@ -15,6 +15,13 @@ use sqlx::mysql::{MySql, MySqlConnection};
 use sqlx::sqlite::{Sqlite, SqliteConnection};
 use sqlx::{AssertSqlSafe, Database, FromRow};
 
+use super::pool::retire_connection_after_use;
+
+/// The longest statement text RDS Proxy lets through without pinning the session: a longer one
+/// ("any statement with a text size greater than 16 KB") pins it until the client disconnects,
+/// so the connection that sent one is closed after its request.
+const PROXY_TEXT_LIMIT: usize = 16 * 1024;
+
 /// A statement's parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Param<'a> {
@@ -123,7 +130,7 @@ impl<'a> Statement<'a> {
     }
 
     /// The statement as MySQL text: each placeholder replaced by its parameter's literal.
-    pub(crate) fn into_mysql_text(self) -> Result<String, sqlx::Error> {
+    fn into_mysql_text(self) -> Result<String, sqlx::Error> {
         let sql = self.sql.as_ref();
         if sql.contains(['\'', '"', '`']) {
             return Err(sqlx::Error::Protocol(
@@ -215,6 +222,16 @@ pub(crate) trait Run: Send {
     ) -> Result<Vec<<Self::Database as Database>::Row>, sqlx::Error>;
 }
 
+/// The MySQL text of `statement`; a text too long for RDS Proxy to leave the session unpinned
+/// retires the connection after its request.
+fn mysql_text(statement: Statement<'_>) -> Result<AssertSqlSafe<String>, sqlx::Error> {
+    let text = statement.into_mysql_text()?;
+    if text.len() > PROXY_TEXT_LIMIT {
+        retire_connection_after_use();
+    }
+    Ok(AssertSqlSafe(text))
+}
+
 impl Run for MySqlConnection {
     type Database = MySql;
 
@@ -222,16 +239,14 @@ impl Run for MySqlConnection {
         &mut self,
         statement: Statement<'_>,
     ) -> Result<<MySql as Database>::QueryResult, sqlx::Error> {
-        let text = statement.into_mysql_text()?;
-        sqlx::raw_sql(AssertSqlSafe(text)).execute(self).await
+        sqlx::raw_sql(mysql_text(statement)?).execute(self).await
     }
 
     async fn fetch_optional_row(
         &mut self,
         statement: Statement<'_>,
     ) -> Result<Option<<MySql as Database>::Row>, sqlx::Error> {
-        let text = statement.into_mysql_text()?;
-        sqlx::raw_sql(AssertSqlSafe(text))
+        sqlx::raw_sql(mysql_text(statement)?)
             .fetch_optional(self)
             .await
     }
@@ -240,8 +255,7 @@ impl Run for MySqlConnection {
         &mut self,
         statement: Statement<'_>,
     ) -> Result<Vec<<MySql as Database>::Row>, sqlx::Error> {
-        let text = statement.into_mysql_text()?;
-        sqlx::raw_sql(AssertSqlSafe(text)).fetch_all(self).await
+        sqlx::raw_sql(mysql_text(statement)?).fetch_all(self).await
     }
 }
 
