@@ -19,6 +19,30 @@
 //!   among them. None of its lines pass.
 //!
 //! Keys (in request paths) are not secrets and may be logged.
+//!
+//! # Locally
+//!
+//! Human-readable lines, coloured on a terminal, with timestamps.
+//!
+//! # On Lambda
+//!
+//! One JSON object per line on stdout, as CloudWatch Logs and Lambda's `LogFormat: JSON` read
+//! them: `timestamp` (RFC 3339, UTC; Lambda adds none to a function's own JSON lines), `level`
+//! (`ERROR` to `TRACE`), the event's fields (`message` among them) at the top level, `target`,
+//! and `spans`, the fields of the spans the line was logged in, outermost first. A line logged
+//! while serving an invocation is in two spans: lambda_runtime's `Lambda runtime invoke`, with
+//! the Lambda request id (`requestId`, and `xrayTraceId` when tracing is on), and
+//! `api_gateway`, with API Gateway's request id (`api_request_id`, as in its access log):
+//!
+//! ```text
+//! {"timestamp":"2026-11-01T12:00:00.123456Z","level":"ERROR","message":"internal error",
+//!  "error":"…","target":"kv_shared::error","spans":[{"requestId":"8f5c…",
+//!  "name":"Lambda runtime invoke"},{"api_request_id":"Zq1Xk1LIAMEb1w=","name":"api_gateway"}]}
+//! ```
+//!
+//! (one line in the log). In CloudWatch Logs Insights these are `spans.0.requestId` and
+//! `spans.1.api_request_id`. Both spans are always on, whatever level `RUST_LOG` sets, so that
+//! the warnings and errors of a function logging at `warn` name their request too.
 
 use std::io;
 
@@ -40,8 +64,16 @@ pub const NEVER_LOGGED: [(&str, LevelFilter); 2] = [
     ("sqlx::query", LevelFilter::OFF),
 ];
 
-/// Installs the global subscriber: coloured lines locally; on Lambda plain lines without
-/// timestamps, which CloudWatch adds itself. Does nothing when one is already installed.
+/// Spans that carry only an invocation's ids, on at every `RUST_LOG` level: each is the target
+/// of one span and of no event, so they add no line of their own.
+const ALWAYS_ON_SPANS: [&str; 2] = [
+    // lambda_runtime's `Lambda runtime invoke` span, with the Lambda request id.
+    "lambda_runtime::layers::trace",
+    crate::lambda::API_GATEWAY_SPAN_TARGET,
+];
+
+/// Installs the global subscriber for `runtime`, writing to stdout. Does nothing when one is
+/// already installed.
 pub fn init(runtime: Runtime) {
     let rust_log = std::env::var("RUST_LOG").unwrap_or_default();
     let (filter, invalid) = rust_log_filter(&rust_log);
@@ -66,12 +98,15 @@ fn default_filter() -> Targets {
     Targets::new().with_default(tracing::Level::INFO)
 }
 
-/// The subscriber of `runtime`: lines filtered by `filter`, then by [`NEVER_LOGGED`], written
-/// to `writer`.
+/// The subscriber of `runtime`: lines filtered by `filter` (with [`ALWAYS_ON_SPANS`] added),
+/// then by [`NEVER_LOGGED`], written to `writer`.
 fn subscriber<W>(runtime: Runtime, filter: Targets, writer: W) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
+    let filter = ALWAYS_ON_SPANS.into_iter().fold(filter, |filter, target| {
+        filter.with_target(target, LevelFilter::INFO)
+    });
     let never_logged = Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_targets(NEVER_LOGGED);
@@ -81,13 +116,23 @@ where
     let format = tracing_subscriber::fmt::layer().with_writer(writer);
     match runtime {
         Runtime::Local => Box::new(registry.with(format)),
-        Runtime::Lambda => Box::new(registry.with(format.with_ansi(false).without_time())),
+        Runtime::Lambda => Box::new(
+            registry.with(
+                format
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(true),
+            ),
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -130,13 +175,21 @@ mod tests {
     }
 
     /// An invocation as lambda_runtime and the function service log it: the raw event, a line
-    /// of the service, a statement and an error.
+    /// of the service, a statement and an error, in the two spans of an invocation.
     fn an_invocation() {
+        let invoke = tracing::info_span!(
+            target: "lambda_runtime::layers::trace",
+            "Lambda runtime invoke",
+            requestId = "lambda-request-1"
+        );
+        let _invoke = invoke.enter();
         tracing::trace!(
             target: "lambda_runtime::layers::api_response",
             body = r#"{"headers":{"authorization":"Bearer SECRET-TOKEN"}}"#,
             "raw JSON event received from Lambda"
         );
+        let gateway = crate::lambda::api_gateway_span(Some("api-request-1"));
+        let _gateway = gateway.enter();
         tracing::debug!(target: "tower_http::trace::on_request", "started processing request");
         tracing::debug!(
             target: "sqlx::query",
@@ -144,6 +197,36 @@ mod tests {
             db.statement = "INSERT INTO entries VALUES (X'5345435245542d56414c5545')",
         );
         tracing::error!(target: "kv_shared::error", error = "boom", "internal error");
+    }
+
+    fn json_lines(text: &str) -> Vec<Value> {
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+
+    #[test]
+    fn lambda_lines_are_json_with_both_request_ids() {
+        let text = logged(Runtime::Lambda, "trace", an_invocation);
+        let lines = json_lines(&text);
+        assert_eq!(lines.len(), 2, "{text}");
+        let spans = json!([
+            {"name": "Lambda runtime invoke", "requestId": "lambda-request-1"},
+            {"name": "api_gateway", "api_request_id": "api-request-1"},
+        ]);
+        for line in &lines {
+            assert!(
+                line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+                "{line}"
+            );
+            assert_eq!(line["spans"], spans, "{line}");
+        }
+        assert_eq!(lines[0]["level"], "DEBUG");
+        assert_eq!(lines[0]["message"], "started processing request");
+        assert_eq!(lines[1]["level"], "ERROR");
+        assert_eq!(lines[1]["message"], "internal error");
+        assert_eq!(lines[1]["error"], "boom");
+        assert_eq!(lines[1]["target"], "kv_shared::error");
     }
 
     #[test]
@@ -155,10 +238,6 @@ mod tests {
                 "info,sqlx::query=trace",
             ] {
                 let text = logged(runtime, rust_log, an_invocation);
-                assert!(
-                    text.contains("internal error"),
-                    "{runtime:?} {rust_log}: {text}"
-                );
                 for secret in ["SECRET-TOKEN", "5345435245542d56414c5545", "raw JSON event"] {
                     assert!(!text.contains(secret), "{runtime:?} {rust_log}: {text}");
                 }
@@ -175,5 +254,28 @@ mod tests {
             );
         });
         assert!(text.contains("deserialization"), "{text}");
+    }
+
+    /// At `warn`, an error still names its invocation.
+    #[test]
+    fn the_request_ids_spans_are_on_at_every_level() {
+        let text = logged(Runtime::Lambda, "warn", an_invocation);
+        let lines = json_lines(&text);
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["message"], "internal error");
+        assert_eq!(lines[0]["spans"][0]["requestId"], "lambda-request-1");
+        assert_eq!(lines[0]["spans"][1]["api_request_id"], "api-request-1");
+    }
+
+    #[test]
+    fn local_lines_are_text() {
+        let text = logged(Runtime::Local, "info", || {
+            tracing::info!(answer = 42, "ready")
+        });
+        assert!(text.contains("ready") && text.contains("42"), "{text}");
+        assert!(
+            serde_json::from_str::<Value>(text.trim()).is_err(),
+            "{text}"
+        );
     }
 }
