@@ -22,17 +22,18 @@
 //!
 //! # Locally
 //!
-//! Human-readable lines, coloured on a terminal, with timestamps.
+//! Human-readable lines with timestamps, coloured unless `NO_COLOR` is set.
 //!
 //! # On Lambda
 //!
 //! One JSON object per line on stdout, as CloudWatch Logs and Lambda's `LogFormat: JSON` read
-//! them: `timestamp` (RFC 3339, UTC; Lambda adds none to a function's own JSON lines), `level`
+//! them: `timestamp` (RFC 3339, UTC; Lambda adds none to the lines a function writes), `level`
 //! (`ERROR` to `TRACE`), the event's fields (`message` among them) at the top level, `target`,
 //! and `spans`, the fields of the spans the line was logged in, outermost first. A line logged
 //! while serving an invocation is in two spans: lambda_runtime's `Lambda runtime invoke`, with
-//! the Lambda request id (`requestId`, and `xrayTraceId` when tracing is on), and
-//! `api_gateway`, with API Gateway's request id (`api_request_id`, as in its access log):
+//! the Lambda request id (`requestId`, and `xrayTraceId` when Lambda sends one), and
+//! `api_gateway`, with API Gateway's request id (`api_request_id`, the `requestId` of its
+//! access log):
 //!
 //! ```text
 //! {"timestamp":"2026-11-01T12:00:00.123456Z","level":"ERROR","message":"internal error",
@@ -42,7 +43,9 @@
 //!
 //! (one line in the log). In CloudWatch Logs Insights these are `spans.0.requestId` and
 //! `spans.1.api_request_id`. Both spans are always on, whatever level `RUST_LOG` sets, so that
-//! the warnings and errors of a function logging at `warn` name their request too.
+//! the warnings and errors of a function logging at `warn` name their request too. With
+//! `tower_http=debug`, a third span follows them: tower_http's `request` (method, URI,
+//! version).
 
 use std::io;
 
