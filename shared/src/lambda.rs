@@ -5,25 +5,89 @@
 //! the key `a/b c`, sent as `a%2Fb%20c`, arrives as two segments. Both events also say which
 //! route matched, so [`gateway_path`] rebuilds the path from that route and its `key`
 //! parameter before the router sees it.
+//!
+//! Each request is served in a span, [`api_gateway_span`], that names API Gateway's request id,
+//! inside lambda_runtime's span of the invocation: every line logged while serving it carries
+//! both ids (see [`crate::telemetry`]). Requests are traced as the local adapter's are
+//! (`RUST_LOG=tower_http=debug`).
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 
 use axum::Router;
+use axum::response::Response;
+use axum::routing::future::RouteFuture;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use tower::ServiceExt;
 use tower::util::MapRequest;
+use tower::{Service, ServiceExt};
+use tower_http::trace::TraceLayer;
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 use crate::AppState;
 use crate::config::{Config, Runtime};
 use crate::routes::{Endpoint, endpoint_router};
 
-/// The service a Lambda function hands to `lambda_http::run`: the endpoint's router behind the
-/// path rewriting of [`gateway_path`].
-pub type FunctionService = MapRequest<Router, fn(Request) -> Request>;
+/// The target of [`api_gateway_span`], which [`crate::telemetry`] keeps on at every level.
+pub const API_GATEWAY_SPAN_TARGET: &str = "kv_shared::lambda::api_gateway";
+
+/// The service a Lambda function hands to `lambda_http::run`: the endpoint's router, with
+/// request tracing, behind the path rewriting of [`gateway_path`], each request in its
+/// [`api_gateway_span`].
+#[derive(Clone)]
+pub struct FunctionService {
+    router: MapRequest<Router, fn(Request) -> Request>,
+}
 
 /// The function that serves `endpoint` with `state`.
 pub fn function_service(endpoint: Endpoint, state: AppState) -> FunctionService {
-    endpoint_router(endpoint, state).map_request(route_by_gateway_path as fn(Request) -> Request)
+    FunctionService {
+        router: endpoint_router(endpoint, state)
+            .layer(TraceLayer::new_for_http())
+            .map_request(route_by_gateway_path as fn(Request) -> Request),
+    }
+}
+
+impl Service<Request> for FunctionService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Instrumented<RouteFuture<Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.router.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let span = api_gateway_span(api_request_id(&request));
+        // Entered while the router is called too, so that the spans it opens are its children.
+        let future = span.in_scope(|| self.router.call(request));
+        future.instrument(span)
+    }
+}
+
+/// The span `api_gateway` of a request, with API Gateway's id of it (`api_request_id`, the
+/// `$context.requestId` of its access log) when the event has one.
+pub fn api_gateway_span(api_request_id: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: API_GATEWAY_SPAN_TARGET,
+        "api_gateway",
+        api_request_id = tracing::field::Empty
+    );
+    if let Some(id) = api_request_id {
+        span.record("api_request_id", id);
+    }
+    span
+}
+
+/// API Gateway's id of the request, from the event's request context (either payload).
+fn api_request_id(request: &Request) -> Option<&str> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(context) => context.request_id.as_deref(),
+        RequestContext::ApiGatewayV2(context) => context.request_id.as_deref(),
+        _ => None,
+    }
 }
 
 /// Runs `endpoint` as a Lambda function: configuration and state are built once per cold
