@@ -15,6 +15,7 @@ schema and the Rust tests (which hold template.yaml's functions and routes to th
         DATABASE_URL reaches a healthy database service with that service's credentials.
 """
 
+import itertools
 import json
 import logging
 import os
@@ -64,12 +65,29 @@ EXISTING_DB = {
     "ExistingSubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
     "ExistingDatabaseHost": "kv.abcdefghijkl.eu-west-1.rds.amazonaws.com",
     "ExistingDatabaseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kv-db-AbCdEf",
+    "ExistingDatabaseInstanceIdentifier": "kv-db",  # the proxy's target; unused without the proxy
 }
-VARIANTS = {  # the defaults select: new VPC, new database, RDS Proxy
-    "no-proxy": {"EnableRdsProxy": "false"},
-    "existing-database-with-proxy": {**EXISTING_DB, "ExistingDatabaseInstanceIdentifier": "kv-db"},
-    "existing-database-without-proxy": {**EXISTING_DB, "EnableRdsProxy": "false"},
-}
+# The parameters that select the branches of the template's conditions, one axis each: its
+# choices, by name, the first being the defaults' (new VPC, new RDS MySQL instance, RDS Proxy).
+# Every combination is linted, but for those that set parameters another choice makes the
+# template ignore (IGNORED).
+AXES = [
+    {"": {}, "no-proxy": {"EnableRdsProxy": "false"}},
+    {"": {}, "existing-database": EXISTING_DB},
+    {"": {}, "aurora": {"DatabaseEngine": "aurora-mysql-serverless-v2"},
+     "aurora-multi-az": {"DatabaseEngine": "aurora-mysql-serverless-v2", "DatabaseMultiAZ": "true"}},
+]
+IGNORED = [("ExistingDatabaseHost", "DatabaseEngine")]  # an existing database has no engine to choose
+
+
+def variants():
+    """{name: the parameter defaults it changes} for every combination of AXES but the defaults'."""
+    result = {}
+    for choices in itertools.product(*(axis.items() for axis in AXES)):
+        defaults = {k: v for _, parameters in choices for k, v in parameters.items()}
+        if defaults and not any(a in defaults and b in defaults for a, b in IGNORED):
+            result[".".join(name for name, _ in choices if name)] = defaults
+    return result
 
 
 def template(out_dir):
@@ -81,7 +99,7 @@ def template(out_dir):
     source = REPO / "template.yaml"
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [source]
-    for variant, defaults in VARIANTS.items():
+    for variant, defaults in variants().items():
         text = source.read_text()
         for parameter, value in defaults.items():
             pattern = rf"(^  {parameter}:\n(?:    .*\n)*?    Default: ).*$"
