@@ -76,6 +76,7 @@ AXES = [
     {"": {}, "existing-database": EXISTING_DB},
     {"": {}, "aurora": {"DatabaseEngine": "aurora-mysql-serverless-v2"},
      "aurora-multi-az": {"DatabaseEngine": "aurora-mysql-serverless-v2", "DatabaseMultiAZ": "true"}},
+    {"": {}, "alarm-topic": {"AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:kv-alarms"}},
 ]
 IGNORED = [("ExistingDatabaseHost", "DatabaseEngine")]  # an existing database has no engine to choose
 
