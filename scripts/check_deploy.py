@@ -3,11 +3,18 @@
 schema and the Rust tests (which hold template.yaml's functions and routes to the code).
 
     check_deploy.py template OUT_DIR   writes, for cfn-lint, copies of template.yaml whose
-        parameter defaults select each other branch of its conditions (cfn-lint ignores
-        --parameters on SAM templates), and the CloudFormation JSON the SAM transform makes of
-        each (a template the transform rejects fails here); prints their paths. Checks that the
+        parameter defaults select every combination of the branches of its conditions (cfn-lint
+        ignores --parameters on SAM templates), the CloudFormation JSON the SAM transform makes
+        of each (a template the transform rejects fails here), and that JSON resolved for its
+        parameters: conditions decided, parameters replaced by their values, which cfn-lint
+        then checks as values (an engine version, say); prints their paths. Checks that the
         functions' environment names only variables the code reads, the ones they need on
-        Lambda, and exactly the secrets their policies let them read.
+        Lambda, and exactly the secrets their policies let them read; and, in each resolved
+        JSON, that every function logs JSON to a log group with a retention and holds one
+        database connection, that those the API or a schedule invokes have a reserved
+        concurrency, that a rule invokes data-sweep every minute, and that the alarms are
+        there (the API's 5xx, each function's errors and throttles, the proxy's pinned and
+        near-limit connections) with AlarmTopicArn, when given, as their action.
     check_deploy.py containers         checks Dockerfile, .dockerignore and docker-compose.yml:
         every file COPY'd exists and is in the build context, the build stage has every
         workspace member, the runtime listens on 0.0.0.0 at the published port, and the app
@@ -15,6 +22,7 @@ schema and the Rust tests (which hold template.yaml's functions and routes to th
         DATABASE_URL reaches a healthy database service with that service's credentials.
 """
 
+import itertools
 import json
 import logging
 import os
@@ -64,12 +72,30 @@ EXISTING_DB = {
     "ExistingSubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
     "ExistingDatabaseHost": "kv.abcdefghijkl.eu-west-1.rds.amazonaws.com",
     "ExistingDatabaseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:kv-db-AbCdEf",
+    "ExistingDatabaseInstanceIdentifier": "kv-db",  # the proxy's target; unused without the proxy
 }
-VARIANTS = {  # the defaults select: new VPC, new database, RDS Proxy
-    "no-proxy": {"EnableRdsProxy": "false"},
-    "existing-database-with-proxy": {**EXISTING_DB, "ExistingDatabaseInstanceIdentifier": "kv-db"},
-    "existing-database-without-proxy": {**EXISTING_DB, "EnableRdsProxy": "false"},
-}
+# The parameters that select the branches of the template's conditions, one axis each: its
+# choices, by name, the first being the defaults' (new VPC, new RDS MySQL instance, RDS Proxy).
+# Every combination is linted, but for those that set parameters another choice makes the
+# template ignore (IGNORED).
+AXES = [
+    {"": {}, "no-proxy": {"EnableRdsProxy": "false"}},
+    {"": {}, "existing-database": EXISTING_DB},
+    {"": {}, "aurora": {"DatabaseEngine": "aurora-mysql-serverless-v2"},
+     "aurora-multi-az": {"DatabaseEngine": "aurora-mysql-serverless-v2", "DatabaseMultiAZ": "true"}},
+    {"": {}, "alarm-topic": {"AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:kv-alarms"}},
+]
+IGNORED = [("ExistingDatabaseHost", "DatabaseEngine")]  # an existing database has no engine to choose
+
+
+def variants():
+    """{name: the parameter defaults it changes} for every combination of AXES but the defaults'."""
+    result = {}
+    for choices in itertools.product(*(axis.items() for axis in AXES)):
+        defaults = {k: v for _, parameters in choices for k, v in parameters.items()}
+        if defaults and not any(a in defaults and b in defaults for a, b in IGNORED):
+            result[".".join(name for name, _ in choices if name)] = defaults
+    return result
 
 
 def template(out_dir):
@@ -81,7 +107,7 @@ def template(out_dir):
     source = REPO / "template.yaml"
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [source]
-    for variant, defaults in VARIANTS.items():
+    for variant, defaults in variants().items():
         text = source.read_text()
         for parameter, value in defaults.items():
             pattern = rf"(^  {parameter}:\n(?:    .*\n)*?    Default: ).*$"
@@ -101,6 +127,10 @@ def template(out_dir):
             continue
         files.append(out_dir / f"{path.stem}.transformed.json")
         files[-1].write_text(json.dumps(translated, indent=1))
+        deployed = resolve(translated)
+        check_deployed(path.name, deployed, translated["Parameters"]["AlarmTopicArn"].get("Default", ""))
+        files.append(out_dir / f"{path.stem}.deployed.json")
+        files[-1].write_text(json.dumps(deployed, indent=1))
 
     doc = yaml.load(source.read_text(), Loader=CfnLoader)  # noqa: S506
     read = {name for name in read_variables() if not name.startswith("AWS_")}
@@ -126,6 +156,131 @@ def template(out_dir):
         for secret in sorted(granted - wanted):
             errors.append(f"template.yaml: {name} may read the secret {secret}, which it does not use")
     print("\n".join(map(str, files)))
+
+
+NO_VALUE = object()  # what AWS::NoValue resolves to: the key or item is left out
+
+
+def resolve(doc):
+    """`doc`, a SAM transform, as CloudFormation creates it from its parameters' defaults: every
+    Ref to a parameter replaced by its value (in Fn::Sub too), the conditions decided, the
+    resources and outputs whose condition is false left out, each Fn::If replaced by its
+    branch; no Parameters, Rules or Conditions left."""
+    parameters = {}  # a parameter's value is a string (a list of them for a list type)
+    for name, parameter in doc.get("Parameters", {}).items():
+        value = str(parameter.get("Default", ""))
+        parameters[name] = value.split(",") if parameter["Type"] == "CommaDelimitedList" else value
+    decided = {}
+
+    def condition(name):
+        if name not in decided:
+            decided[name] = holds(doc["Conditions"][name])
+        return decided[name]
+
+    def holds(expression):
+        (function, argument), = expression.items()
+        if function == "Condition":
+            return condition(argument)
+        if function == "Fn::Equals":
+            left, right = (value(a) for a in argument)
+            return str(left) == str(right)  # CloudFormation compares parameters as strings
+        if function == "Fn::Not":
+            return not holds(argument[0])
+        if function == "Fn::And":
+            return all(holds(a) for a in argument)
+        if function == "Fn::Or":
+            return any(holds(a) for a in argument)
+        raise ValueError(f"no such condition function: {function}")
+
+    def value(node):
+        if isinstance(node, list):
+            return [v for v in map(value, node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (function, argument), = node.items()
+            if function == "Ref" and argument == "AWS::NoValue":
+                return NO_VALUE
+            if function == "Ref" and argument in parameters:
+                return parameters[argument]
+            if function == "Fn::If":
+                return value(argument[1] if condition(argument[0]) else argument[2])
+            if function == "Fn::Sub":
+                text, variables = (argument, {}) if isinstance(argument, str) else argument
+                text = re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: str(parameters[m.group(1)])
+                              if m.group(1) in parameters and m.group(1) not in variables else m.group(0), text)
+                return {function: text if not variables else [text, value(variables)]}
+        return {k: v for k, v in ((k, value(v)) for k, v in node.items()) if v is not NO_VALUE}
+
+    result = {key: doc[key] for key in ("AWSTemplateFormatVersion", "Description", "Metadata") if key in doc}
+    for section in ("Resources", "Outputs"):
+        result[section] = {name: value({k: v for k, v in entry.items() if k != "Condition"})
+                           for name, entry in doc.get(section, {}).items()
+                           if "Condition" not in entry or condition(entry["Condition"])}
+    return result
+
+
+def check_deployed(name, doc, alarm_topic):
+    """What the template must deploy, whatever its parameters select (`doc` is resolved): the
+    log format and pool size of every function, the reserved concurrency of every function
+    an event invokes, the sweep's schedule, and the alarms, with `alarm_topic` as their action."""
+    resources = doc["Resources"]
+
+    def of_type(kind):
+        return {k: r for k, r in resources.items() if r["Type"] == kind}
+
+    alarms = {k: a["Properties"] for k, a in of_type("AWS::CloudWatch::Alarm").items()}
+
+    def watched(namespace, metric, dimension, value):
+        """The alarms on one metric of one resource, or on an expression over it."""
+        wanted = {"Namespace": namespace, "MetricName": metric, "Dimensions": [{"Name": dimension, "Value": value}]}
+        return [a for a in alarms.values() if {k: a.get(k) for k in wanted} == wanted
+                or wanted in [q.get("MetricStat", {}).get("Metric") for q in a.get("Metrics", [])]]
+
+    def need_alarm(what, *metric):
+        if not watched(*metric):
+            errors.append(f"{name}: no alarm on {what} (the metric {metric[1]} of {metric[3]})")
+
+    functions = of_type("AWS::Lambda::Function")
+    invoked = {p["Properties"]["FunctionName"]["Ref"]: p["Properties"]["Principal"]
+               for p in of_type("AWS::Lambda::Permission").values()}
+    logging_config = {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}
+    for function, resource in functions.items():
+        props = resource["Properties"]
+        config = props.get("LoggingConfig", {})
+        if {k: config.get(k) for k in logging_config} != logging_config:
+            errors.append(f"{name}: {function} logs with {config}, not {logging_config}")
+        group = resources.get(config.get("LogGroup", {}).get("Ref"), {})
+        if group.get("Type") != "AWS::Logs::LogGroup" or "RetentionInDays" not in group.get("Properties", {}):
+            errors.append(f"{name}: {function} does not log to a log group of the stack with a retention")
+        pool = props.get("Environment", {}).get("Variables", {}).get("DATABASE_MAX_CONNECTIONS")
+        if pool != "1":
+            errors.append(f"{name}: {function} has DATABASE_MAX_CONNECTIONS {pool}, not 1 (one per instance)")
+        if function in invoked and "ReservedConcurrentExecutions" not in props:
+            errors.append(f"{name}: {invoked[function]} invokes {function}, which has no reserved concurrency")
+        for metric in ("Errors", "Throttles"):
+            need_alarm(f"{function}'s {metric.lower()}", "AWS/Lambda", metric, "FunctionName", {"Ref": function})
+
+    sweep = [f for f, r in functions.items() if r.get("Metadata", {}).get("BuildProperties", {}).get("Binary") == "data-sweep"]
+    schedules = [r["Properties"] for r in of_type("AWS::Events::Rule").values()
+                 if r["Properties"].get("ScheduleExpression") == "rate(1 minute)"
+                 and r["Properties"].get("State", "ENABLED") == "ENABLED"
+                 and {"Fn::GetAtt": [*sweep, "Arn"]} in [t["Arn"] for t in r["Properties"].get("Targets", [])]]
+    if len(sweep) != 1 or len(schedules) != 1 or invoked.get(sweep[0]) != "events.amazonaws.com":
+        errors.append(f"{name}: no EventBridge rule invokes data-sweep every minute (rate(1 minute)), with its permission")
+
+    for api in of_type("AWS::ApiGatewayV2::Api"):
+        need_alarm("the HTTP API's 5xx answers", "AWS/ApiGateway", "5xx", "ApiId", {"Ref": api})
+    for proxy in of_type("AWS::RDS::DBProxy"):
+        dimension = ("ProxyName", {"Ref": proxy})
+        need_alarm("pinned proxy connections", "AWS/RDS", "DatabaseConnectionsCurrentlySessionPinned", *dimension)
+        need_alarm("the proxy's connections", "AWS/RDS", "DatabaseConnections", *dimension)
+        need_alarm("the proxy's connection limit", "AWS/RDS", "MaxDatabaseConnectionsAllowed", *dimension)
+    actions = [alarm_topic] if alarm_topic else None
+    for logical, alarm in alarms.items():
+        for key in ("AlarmActions", "OKActions"):
+            if alarm.get(key) != actions:
+                errors.append(f"{name}: {logical} has {key} {alarm.get(key)}, not {actions}")
 
 
 def ignored_by(patterns):

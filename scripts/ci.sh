@@ -5,8 +5,10 @@
 #
 # deny        cargo deny check licenses bans sources (deny.toml); advisories too when the RustSec
 #             database can be fetched, else a loud SKIPPED line (no network is no failure).
-# template    cfn-lint on template.yaml, on copies whose parameters select the other branches of
-#             its conditions, and on the SAM transform of each; scripts/check_deploy.py template.
+# template    cfn-lint on template.yaml, on copies whose parameters select every combination of
+#             the branches of its conditions, on the SAM transform of each and on that transform
+#             resolved for its parameters; scripts/check_deploy.py template (alarms, schedule,
+#             logging, concurrency of the resolved transforms).
 # containers  hadolint on the Dockerfile, docker-compose.yml against the Compose Specification's
 #             schema, and scripts/check_deploy.py containers; no Docker engine needed.
 # fuzz        openapi-spec-validator on shared/openapi.json; then schemathesis: requests generated
@@ -76,7 +78,7 @@ deny() {
 }
 
 template() {
-    step "check_deploy.py template; cfn-lint on template.yaml, its variants and their SAM transforms"
+    step "check_deploy.py template; cfn-lint on template.yaml, its variants, their SAM transforms and those resolved"
     local out files
     out="$(python3 scripts/check_deploy.py template "$WORK/template")"
     mapfile -t files <<<"$out"

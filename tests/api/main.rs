@@ -13,6 +13,7 @@ mod faults;
 mod lambda;
 mod list;
 mod protocol;
+mod proxy_session;
 mod quotas;
 mod register;
 mod routing;
