@@ -201,6 +201,20 @@ def main():
             missed += [f"{name}: warm invocations did not reuse the DB connection"] * (not reuse["reused"])
         missed += [f"cold start {name} median {first['median']} ms >= {COLD_START_MS} ms"] * (not ok)
 
+    if "run_statements" not in kinds:
+        missing.append("prepared statements over the run")
+    for r in kinds.get("run_statements", []):
+        d = r["delta"]
+        ok = not d.get("Com_stmt_prepare") and not d.get("Com_stmt_execute")
+        print(f"prepared statements over the whole run (server-wide, other clients included): Com_stmt_prepare "
+              f"+{d.get('Com_stmt_prepare')}, Com_stmt_execute +{d.get('Com_stmt_execute')}, Com_stmt_close "
+              f"+{d.get('Com_stmt_close')}, beside {d.get('Questions'):,} statements in all (Questions)  "
+              f"(target 0: {verdict(ok)})")
+        m = r.get("at_start", {})
+        print(f"  of which from the run's start to the adapter's first /health (its migrations): Com_stmt_prepare "
+              f"+{m.get('Com_stmt_prepare')}, Com_stmt_execute +{m.get('Com_stmt_execute')}")
+        missed += [f"prepared statements over the run: {d}"] * (not ok)
+
     print()
     print("\n".join(f"MISSED: {m}" for m in missed) if missed else "All targets met.")
     for m in missing:

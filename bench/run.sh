@@ -106,6 +106,16 @@ echo "MariaDB $($MYSQL -e 'SELECT VERSION()') on $DB_HOST:$DB_PORT;" \
     "innodb_buffer_pool_size=$(($($MYSQL -e 'SELECT @@innodb_buffer_pool_size') / 1048576)) MiB"
 $MYSQL -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB" || die "could not create $DB"
 DATABASE_URL="$url/$DB"
+counter() { $MYSQL -e "SHOW GLOBAL STATUS LIKE '$1'" | awk '{print $2}'; }
+status_json() { # NAME...: those global status counters of MariaDB as one JSON object (absent ones left out)
+    $MYSQL -e "SHOW GLOBAL STATUS WHERE Variable_name IN ($(printf "'%s'," "$@" | sed 's/,$//'))" |
+        jq -Rnc '[inputs | split("\t") | {(.[0]): (.[1] | tonumber)}] | add // {}'
+}
+# Prepared statements over the whole run, from before the adapter's migrations to the summary:
+# the target is none, every statement going over the text protocol (issue 13). RUN_STATUS1 tells
+# what the adapter's start (its migrations) sent apart from the rest.
+RUN_STATEMENTS=(Com_stmt_prepare Com_stmt_execute Com_stmt_close Questions)
+RUN_STATUS0="$(status_json "${RUN_STATEMENTS[@]}")"
 
 # The disk's own latency: a synced 4 KiB write every 50 ms on target/'s filesystem, MariaDB's.
 python3 "$BENCH/disk-probe.py" "$WORK/disk-probe.dat" "$WORK/disk-probe.log" 8>&- &
@@ -133,6 +143,7 @@ start_adapter() { # LOG [NAME=VALUE...]: the adapter on $BASE, as ADAPTER_PID, o
 }
 log "the adapter on $BASE (pool of $CONNECTIONS)"
 start_adapter "$WORK/adapter.log"
+RUN_STATUS1="$(status_json "${RUN_STATEMENTS[@]}")" # after the adapter's migrations
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 wrk -t1 -c"$CONNECTIONS" -d2s "$BASE/health" >/dev/null # fills the pool
 sleep 2
@@ -154,11 +165,6 @@ record_cpu() { # PHASE REQUESTS TICKS_BEFORE TICKS_AFTER
     record "$(awk -v p="$1" -v n="$2" -v a="$3" -v b="$4" -v hz="$(getconf CLK_TCK)" 'BEGIN { split(a, x); split(b, y)
         printf "{\"kind\":\"cpu\",\"phase\":\"%s\",\"requests\":%d,\"adapter_s\":%g,\"mariadb_s\":%g,\"busy_s\":%g,", p, n, (y[1] - x[1]) / hz, (y[2] - x[2]) / hz, (y[3] - x[3]) / hz
         printf "\"all_s\":%g,\"iowait_s\":%g,\"start\":%s,\"end\":%s}", (y[4] - x[4]) / hz, (y[5] - x[5]) / hz, x[6], y[6] }')"
-}
-counter() { $MYSQL -e "SHOW GLOBAL STATUS LIKE '$1'" | awk '{print $2}'; }
-status_json() { # NAME...: those global status counters of MariaDB as one JSON object (absent ones left out)
-    $MYSQL -e "SHOW GLOBAL STATUS WHERE Variable_name IN ($(printf "'%s'," "$@" | sed 's/,$//'))" |
-        jq -Rnc '[inputs | split("\t") | {(.[0]): (.[1] | tonumber)}] | add // {}'
 }
 # Per request: statement executions, pings, and the transactions the writes open and end.
 # Also the row lock waits (server-wide): stores of one user take turns on the user's row.
@@ -381,6 +387,10 @@ if wanted lambda; then
 fi
 
 log "done"
+record "$(jq -nc --argjson a "$RUN_STATUS0" --argjson m "$RUN_STATUS1" --argjson b "$(status_json "${RUN_STATEMENTS[@]}")" \
+    '{kind: "run_statements", delta: ($b | with_entries(.value -= ($a[.key] // 0))),
+      at_start: ($m | with_entries(.value -= ($a[.key] // 0)))}')"
+tail -n 1 "$RESULTS" | sed 's/^BENCH_JSON /  /'
 uptime
 python3 "$BENCH/report.py" "$RESULTS" | tee "$WORK/summary.txt"
 exit "${PIPESTATUS[0]}"
