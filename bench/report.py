@@ -201,6 +201,27 @@ def main():
             missed += [f"{name}: warm invocations did not reuse the DB connection"] * (not reuse["reused"])
         missed += [f"cold start {name} median {first['median']} ms >= {COLD_START_MS} ms"] * (not ok)
 
+    fleets = kinds.get("fleet", [])
+    for f in fleets:
+        n = sum(f["instances"].values())
+        print(f"fleet of {n} function processes ({', '.join(f'{k} x{v}' for k, v in f['instances'].items())}; "
+              f"bench/fleet.py, dispatch {f['dispatch']}), max_connections {f['max_connections']}: "
+              f"{f['load_s']:g} s of {f['callers']} callers, then {f['low_s']:g} s of {f['low_callers']}")
+        d, u = f["duration_ms"], f["unavailable_ms"]
+        print(f"  {f['invocations']:,} invocations: {f['counts']}; durations p50 {d['p50']} / p99 {d['p99']} / max "
+              f"{d['max']} ms, 503s max {u['max']} ms (acquire timeout {f['acquire_timeout_s']:g} s)")
+        a = f["instances_answering"]
+        print(f"  instances that answered only 200: {a['only_200']}, only 503: {a['only_503']}, both: {a['both']}")
+        print(f"  MariaDB: {f['status_delta']}; sampled at most {f['connections_sampled_max']} connections, "
+              f"{f['fleet_connections_sampled_max']} of them the fleet's")
+        print("  per second (200/503): " + "  ".join(
+            f"{'|' if s['phase'] == 'low' and i and f['series'][i - 1]['phase'] == 'load' else ''}"
+            f"{s['ok']}/{s['unavailable']}" + (f"/{s['other']}?" if s["other"] else "") for i, s in enumerate(f["series"])))
+        for c in f["checks"]:
+            print(f"  {c['check']}: {verdict(c['ok'])}: {c['detail']}")
+            missed += [f"fleet at max_connections {f['max_connections']}: {c['check']}: {c['detail']}"] * (not c["ok"])
+    if len(fleets) < 2:
+        expect("fleet", "fleet (both settings)")
     if "run_statements" not in kinds:
         missing.append("prepared statements over the run")
     for r in kinds.get("run_statements", []):
