@@ -117,8 +117,10 @@ def main():
         waits = more.get("Innodb_row_lock_waits")
         locks = "" if waits is None else f"; row lock waits {waits / n:.3f}" + (
             f" ({more['Innodb_row_lock_time'] / waits:.1f} ms each)" if waits and "Innodb_row_lock_time" in more else "")
-        print(f"MariaDB commands per {c['endpoint']} request: {c['stmt_execute'] / n:.2f} statement "
-              f"executions + {c['admin_commands'] / n:.2f} COM_PING{tx}{prepared}{locks} (server-wide counters)")
+        text = sum(more.get(k, 0) for k in ("Com_select", "Com_insert", "Com_update", "Com_delete"))
+        print(f"MariaDB commands per {c['endpoint']} request: {text / n:.2f} text statements (SELECT, INSERT, "
+              f"UPDATE, DELETE) + {c['stmt_execute'] / n:.2f} prepared executions + {c['admin_commands'] / n:.2f} "
+              f"COM_PING{tx}{prepared}{locks} (server-wide counters)")
     for c in kinds.get("counters", []):
         ok = not c["mismatched_users"] and not c["wrong_value_sizes"]
         print(f"quota counters {c['when']}: {c['users']} users, {c['entries']} entries; users whose entry_count/"

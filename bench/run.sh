@@ -174,10 +174,11 @@ record_cpu() { # PHASE REQUESTS TICKS_BEFORE TICKS_AFTER
         printf "{\"kind\":\"cpu\",\"phase\":\"%s\",\"requests\":%d,\"adapter_s\":%g,\"mariadb_s\":%g,\"busy_s\":%g,", p, n, (y[1] - x[1]) / hz, (y[2] - x[2]) / hz, (y[3] - x[3]) / hz
         printf "\"all_s\":%g,\"iowait_s\":%g,\"start\":%s,\"end\":%s}", (y[4] - x[4]) / hz, (y[5] - x[5]) / hz, x[6], y[6] }')"
 }
-# Per request: statement executions, pings, and the transactions the writes open and end.
-# Also the row lock waits (server-wide): stores of one user take turns on the user's row.
-SERVER_COUNTERS=(Com_stmt_execute Com_stmt_prepare Com_admin_commands Com_begin Com_commit Com_rollback
-    Innodb_row_lock_waits Innodb_row_lock_time)
+# Per request: statements (text: Com_select and the like; prepared: Com_stmt_execute), pings, and
+# the transactions the writes open and end. Also the row lock waits (server-wide): stores of one
+# user take turns on the user's row.
+SERVER_COUNTERS=(Com_select Com_insert Com_update Com_delete Com_stmt_execute Com_stmt_prepare Com_admin_commands
+    Com_begin Com_commit Com_rollback Innodb_row_lock_waits Innodb_row_lock_time)
 
 run_wrk() { # ENDPOINT CONNECTIONS [WRK OPTIONS]: sets WRK_JSON (the result) and REQUESTS.
     # WRK_DURATION (default $DURATION) and WRK_TAG (in the output's name and in stored keys) may be set.
