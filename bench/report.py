@@ -117,8 +117,10 @@ def main():
         waits = more.get("Innodb_row_lock_waits")
         locks = "" if waits is None else f"; row lock waits {waits / n:.3f}" + (
             f" ({more['Innodb_row_lock_time'] / waits:.1f} ms each)" if waits and "Innodb_row_lock_time" in more else "")
-        print(f"MariaDB commands per {c['endpoint']} request: {c['stmt_execute'] / n:.2f} statement "
-              f"executions + {c['admin_commands'] / n:.2f} COM_PING{tx}{prepared}{locks} (server-wide counters)")
+        text = sum(more.get(k, 0) for k in ("Com_select", "Com_insert", "Com_update", "Com_delete"))
+        print(f"MariaDB commands per {c['endpoint']} request: {text / n:.2f} text statements (SELECT, INSERT, "
+              f"UPDATE, DELETE) + {c['stmt_execute'] / n:.2f} prepared executions + {c['admin_commands'] / n:.2f} "
+              f"COM_PING{tx}{prepared}{locks} (server-wide counters)")
     for c in kinds.get("counters", []):
         ok = not c["mismatched_users"] and not c["wrong_value_sizes"]
         print(f"quota counters {c['when']}: {c['users']} users, {c['entries']} entries; users whose entry_count/"
@@ -200,6 +202,41 @@ def main():
                   f"{reuse['global_connections_delta']}: this check's own client and other clients included)")
             missed += [f"{name}: warm invocations did not reuse the DB connection"] * (not reuse["reused"])
         missed += [f"cold start {name} median {first['median']} ms >= {COLD_START_MS} ms"] * (not ok)
+
+    fleets = kinds.get("fleet", [])
+    for f in fleets:
+        n = sum(f["instances"].values())
+        print(f"fleet of {n} function processes ({', '.join(f'{k} x{v}' for k, v in f['instances'].items())}; "
+              f"bench/fleet.py, dispatch {f['dispatch']}), max_connections {f['max_connections']}: "
+              f"{f['load_s']:g} s of {f['callers']} callers, then {f['low_s']:g} s of {f['low_callers']}")
+        d, u = f["duration_ms"], f["unavailable_ms"]
+        print(f"  {f['invocations']:,} invocations: {f['counts']}; durations p50 {d['p50']} / p99 {d['p99']} / max "
+              f"{d['max']} ms, 503s max {u['max']} ms (acquire timeout {f['acquire_timeout_s']:g} s)")
+        a = f["instances_answering"]
+        print(f"  instances that answered only 200: {a['only_200']}, only 503: {a['only_503']}, both: {a['both']}")
+        print(f"  MariaDB: {f['status_delta']}; sampled at most {f['connections_sampled_max']} connections, "
+              f"{f['fleet_connections_sampled_max']} of them the fleet's")
+        print("  per second (200/503): " + "  ".join(
+            f"{'|' if s['phase'] == 'low' and i and f['series'][i - 1]['phase'] == 'load' else ''}"
+            f"{s['ok']}/{s['unavailable']}" + (f"/{s['other']}?" if s["other"] else "") for i, s in enumerate(f["series"])))
+        for c in f["checks"]:
+            print(f"  {c['check']}: {verdict(c['ok'])}: {c['detail']}")
+            missed += [f"fleet at max_connections {f['max_connections']}: {c['check']}: {c['detail']}"] * (not c["ok"])
+    if len(fleets) < 2:
+        expect("fleet", "fleet (both settings)")
+    if "run_statements" not in kinds:
+        missing.append("prepared statements over the run")
+    for r in kinds.get("run_statements", []):
+        d = r["delta"]
+        ok = not d.get("Com_stmt_prepare") and not d.get("Com_stmt_execute")
+        print(f"prepared statements over the whole run (server-wide, other clients included): Com_stmt_prepare "
+              f"+{d.get('Com_stmt_prepare')}, Com_stmt_execute +{d.get('Com_stmt_execute')}, Com_stmt_close "
+              f"+{d.get('Com_stmt_close')}, beside {d.get('Questions'):,} statements in all (Questions)  "
+              f"(target 0: {verdict(ok)})")
+        m = r.get("at_start", {})
+        print(f"  of which from the run's start to the adapter's first /health (its migrations): Com_stmt_prepare "
+              f"+{m.get('Com_stmt_prepare')}, Com_stmt_execute +{m.get('Com_stmt_execute')}")
+        missed += [f"prepared statements over the run: {d}"] * (not ok)
 
     print()
     print("\n".join(f"MISSED: {m}" for m in missed) if missed else "All targets met.")

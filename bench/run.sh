@@ -2,18 +2,24 @@
 # Performance harness of issue 4 (bench/README.md): the adapter on MariaDB under wrk, the raw
 # MariaDB point-select rate of the same run (mariadb-slap), statements per request, the
 # adapter's memory, the Lambda bootstraps' sizes and cold starts under bench/lambda-emulator.py;
-# on request, stores during the sweep of a million expired entries (issue 11).
+# on request, stores during the sweep of a million expired entries (issue 11), and a fleet of 64
+# function processes against a MariaDB with fewer connections than instances (issue 13).
 #
 #   bench/run.sh                           from any directory; ~2 minutes once the release binaries are built
 #   BENCH_ONLY="store sweep" bench/run.sh  the sweep phase (not in the default list: it takes minutes)
+#   BENCH_ONLY=fleet bench/run.sh          the fleet phase (not in the default list: ~2 minutes of its own)
 #
 # Environment: BENCH_DURATION=10s, BENCH_CONNECTIONS=16 (also the adapter's pool and the raw
 # clients), BENCH_THREADS=2, BENCH_MEMORY_CONNECTIONS=64, BENCH_COLD_STARTS=10, BENCH_KEEP_DB=1
 # (keep kv_bench), BENCH_BUILD=0 (measure the binaries already built), BENCH_ONLY="retrieve raw"
 # (a subset of: retrieve store update delete list refresh token register raw memory lambda, all of them
-# by default, and sweep); for sweep: BENCH_SWEEP_ENTRIES=1000000, BENCH_SWEEP_USERS=1000 (new
+# by default, and sweep and fleet); for sweep: BENCH_SWEEP_ENTRIES=1000000, BENCH_SWEEP_USERS=1000 (new
 # users beside the bench users), BENCH_SWEEP_LAYOUT=spread (or clustered: see prepare.py), BENCH_SWEEP_SLICE=10s (one wrk run), BENCH_SWEEP_MAX=900 (seconds
-# of stores at most, whether or not the sweep has finished).
+# of stores at most, whether or not the sweep has finished); for fleet (bench/fleet.py):
+# BENCH_FLEET="data-retrieve=48 data-store=16" (instances per function), BENCH_FLEET_BELOW=32 and
+# BENCH_FLEET_ABOVE=200 (max_connections of its two runs, restored afterwards), BENCH_FLEET_LOAD=20
+# and BENCH_FLEET_LOW=10 (seconds of load, then of low load), BENCH_FLEET_CALLERS (under load;
+# twice the instances by default), BENCH_FLEET_LOW_CALLERS=8, BENCH_FLEET_DISPATCH=lru (or mru).
 #
 # Exits non-zero only when the harness fails (a build, a tool, a missing measurement); a missed
 # target prints MISSED and exits 0.
@@ -37,7 +43,7 @@ record() { echo "BENCH_JSON $*" >>"$RESULTS"; }
 JWT_SECRET="bench-jwt-secret-0123456789abcdef0123456789"
 export BENCH_DATA="$DATA"
 
-ADAPTER_PID="" PROBE_PID="" POLLER_PID=""
+ADAPTER_PID="" PROBE_PID="" POLLER_PID="" FLEET_RESTORE=""
 stop() { if [[ -n "$1" ]] && kill -TERM "$1" 2>/dev/null; then wait "$1" 2>/dev/null || true; fi; }
 # shellcheck disable=SC2317 # the EXIT trap calls it
 cleanup() {
@@ -45,6 +51,8 @@ cleanup() {
     stop "$ADAPTER_PID"
     stop "$PROBE_PID"
     stop "$POLLER_PID"
+    # bench/fleet.py restores max_connections and drops its user itself; this is in case it was killed.
+    [[ -z "${FLEET_RESTORE:-}" ]] || $MYSQL -e "$FLEET_RESTORE" || true
     [[ -z "${MYSQL:-}" || "${BENCH_KEEP_DB:-0}" == 1 ]] || $MYSQL -e "DROP DATABASE IF EXISTS $DB" || true
     stop_services # MariaDB, if this run started it
     exit "$status"
@@ -106,6 +114,16 @@ echo "MariaDB $($MYSQL -e 'SELECT VERSION()') on $DB_HOST:$DB_PORT;" \
     "innodb_buffer_pool_size=$(($($MYSQL -e 'SELECT @@innodb_buffer_pool_size') / 1048576)) MiB"
 $MYSQL -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB" || die "could not create $DB"
 DATABASE_URL="$url/$DB"
+counter() { $MYSQL -e "SHOW GLOBAL STATUS LIKE '$1'" | awk '{print $2}'; }
+status_json() { # NAME...: those global status counters of MariaDB as one JSON object (absent ones left out)
+    $MYSQL -e "SHOW GLOBAL STATUS WHERE Variable_name IN ($(printf "'%s'," "$@" | sed 's/,$//'))" |
+        jq -Rnc '[inputs | split("\t") | {(.[0]): (.[1] | tonumber)}] | add // {}'
+}
+# Prepared statements over the whole run, from before the adapter's migrations to the summary:
+# the target is none, every statement going over the text protocol (issue 13). RUN_STATUS1 tells
+# what the adapter's start (its migrations) sent apart from the rest.
+RUN_STATEMENTS=(Com_stmt_prepare Com_stmt_execute Com_stmt_close Questions)
+RUN_STATUS0="$(status_json "${RUN_STATEMENTS[@]}")"
 
 # The disk's own latency: a synced 4 KiB write every 50 ms on target/'s filesystem, MariaDB's.
 python3 "$BENCH/disk-probe.py" "$WORK/disk-probe.dat" "$WORK/disk-probe.log" 8>&- &
@@ -133,6 +151,7 @@ start_adapter() { # LOG [NAME=VALUE...]: the adapter on $BASE, as ADAPTER_PID, o
 }
 log "the adapter on $BASE (pool of $CONNECTIONS)"
 start_adapter "$WORK/adapter.log"
+RUN_STATUS1="$(status_json "${RUN_STATEMENTS[@]}")" # after the adapter's migrations
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 wrk -t1 -c"$CONNECTIONS" -d2s "$BASE/health" >/dev/null # fills the pool
 sleep 2
@@ -155,15 +174,11 @@ record_cpu() { # PHASE REQUESTS TICKS_BEFORE TICKS_AFTER
         printf "{\"kind\":\"cpu\",\"phase\":\"%s\",\"requests\":%d,\"adapter_s\":%g,\"mariadb_s\":%g,\"busy_s\":%g,", p, n, (y[1] - x[1]) / hz, (y[2] - x[2]) / hz, (y[3] - x[3]) / hz
         printf "\"all_s\":%g,\"iowait_s\":%g,\"start\":%s,\"end\":%s}", (y[4] - x[4]) / hz, (y[5] - x[5]) / hz, x[6], y[6] }')"
 }
-counter() { $MYSQL -e "SHOW GLOBAL STATUS LIKE '$1'" | awk '{print $2}'; }
-status_json() { # NAME...: those global status counters of MariaDB as one JSON object (absent ones left out)
-    $MYSQL -e "SHOW GLOBAL STATUS WHERE Variable_name IN ($(printf "'%s'," "$@" | sed 's/,$//'))" |
-        jq -Rnc '[inputs | split("\t") | {(.[0]): (.[1] | tonumber)}] | add // {}'
-}
-# Per request: statement executions, pings, and the transactions the writes open and end.
-# Also the row lock waits (server-wide): stores of one user take turns on the user's row.
-SERVER_COUNTERS=(Com_stmt_execute Com_stmt_prepare Com_admin_commands Com_begin Com_commit Com_rollback
-    Innodb_row_lock_waits Innodb_row_lock_time)
+# Per request: statements (text: Com_select and the like; prepared: Com_stmt_execute), pings, and
+# the transactions the writes open and end. Also the row lock waits (server-wide): stores of one
+# user take turns on the user's row.
+SERVER_COUNTERS=(Com_select Com_insert Com_update Com_delete Com_stmt_execute Com_stmt_prepare Com_admin_commands
+    Com_begin Com_commit Com_rollback Innodb_row_lock_waits Innodb_row_lock_time)
 
 run_wrk() { # ENDPOINT CONNECTIONS [WRK OPTIONS]: sets WRK_JSON (the result) and REQUESTS.
     # WRK_DURATION (default $DURATION) and WRK_TAG (in the output's name and in stored keys) may be set.
@@ -350,6 +365,52 @@ if wanted sweep; then
     check_counters "after the sweep"
 fi
 
+# Issue 13: BENCH_FLEET's instances (64 by default), each a real function process with its own
+# pool of one connection, under bench/fleet.py's Runtime API emulator, against MariaDB with
+# max_connections first below their number, then above it (each restored afterwards): under load,
+# twice as many callers as instances; then, for BENCH_FLEET_LOW seconds, fewer callers than
+# connections. The instances connect as a user of their own, whom max_connections limits.
+if wanted fleet; then
+    read -ra fleet <<<"${BENCH_FLEET:-data-retrieve=48 data-store=16}"
+    FLEET_BELOW="${BENCH_FLEET_BELOW:-32}" FLEET_ABOVE="${BENCH_FLEET_ABOVE:-200}"
+    [[ "$FLEET_BELOW$FLEET_ABOVE${BENCH_FLEET_LOAD:-20}${BENCH_FLEET_LOW:-10}${BENCH_FLEET_LOW_CALLERS:-8}" =~ ^[0-9]+$ ]] ||
+        die "BENCH_FLEET_BELOW, _ABOVE, _LOAD, _LOW and _LOW_CALLERS must be numbers"
+    grep -o 'token = "[^"]*"' "$DATA" | cut -d'"' -f2 >"$WORK/fleet-tokens.txt"
+    [[ -s "$WORK/fleet-tokens.txt" ]] || die "no token in $DATA"
+    events="$REPO_ROOT/tests/fixtures/events/http-api-v2" value="$(sed -n 's/^VALUE = "\(.*\)"$/\1/p' "$DATA")"
+    # The fixtures' __TOKEN__ stays for fleet.py, which fills in each bench user's token in turn:
+    # retrieve gets an existing key r<n mod 1000>, store a new key per invocation (no
+    # Content-Length: its length varies, as in refresh.json).
+    jq '.rawPath = "/data/retrieve/r__K__" | .requestContext.http.path = .rawPath | .pathParameters = {key: "r__K__"}' \
+        "$events/retrieve.json" >"$WORK/fleet-data-retrieve.json"
+    fleet_args=()
+    for spec in "${fleet[@]}"; do
+        f="${spec%%=*}" n="${spec#*=}"
+        [[ -x "$REPO_ROOT/target/release/$f" && "$n" =~ ^[0-9]+$ ]] || die "BENCH_FLEET: no binary or count in '$spec'"
+        fleet_args+=(--function "$f=$n:$WORK/fleet-$f.json")
+    done
+    for setting in below:"$FLEET_BELOW" above:"$FLEET_ABOVE"; do
+        IFS=: read -r tag max <<<"$setting"
+        jq --arg body "{\"keyN\":\"f$RUN_ID$tag-__N__\",\"valueN\":\"$value\"}" '.body = $body | del(.headers["content-length"])' \
+            "$events/store.json" >"$WORK/fleet-data-store.json"
+        for spec in "${fleet[@]}"; do [[ -s "$WORK/fleet-${spec%%=*}.json" ]] || die "no event template for ${spec%%=*}"; done
+        log "fleet: ${fleet[*]} against max_connections $max (bench/fleet.py)"
+        out="$WORK/fleet-$tag.txt"
+        FLEET_RESTORE="SET GLOBAL max_connections = $($MYSQL -e 'SELECT @@max_connections'); DROP USER IF EXISTS 'kv_fleet'@'127.0.0.1'"
+        env JWT_SECRET="$JWT_SECRET" QUOTA_MAX_KEYS=10000000 QUOTA_MAX_BYTES=10000000000 RUST_LOG=warn NO_COLOR=1 \
+            timeout $((${BENCH_FLEET_LOAD:-20} + ${BENCH_FLEET_LOW:-10} + 180)) python3 "$BENCH/fleet.py" "${fleet_args[@]}" \
+            --bin-dir "$REPO_ROOT/target/release" --tokens "$WORK/fleet-tokens.txt" --mysql "$MYSQL" \
+            --host-port "$DB_HOST:$DB_PORT" --db "$DB" --max-connections "$max" --load "${BENCH_FLEET_LOAD:-20}" \
+            --low "${BENCH_FLEET_LOW:-10}" --low-callers "${BENCH_FLEET_LOW_CALLERS:-8}" --dispatch "${BENCH_FLEET_DISPATCH:-lru}" \
+            ${BENCH_FLEET_CALLERS:+--callers "$BENCH_FLEET_CALLERS"} --log "$WORK/fleet-$tag.log" >"$out" 2>&1 8>&- ||
+            { cat "$out" >&2; tail -20 "$WORK/fleet-$tag.log" >&2; die "bench/fleet.py failed"; }
+        FLEET_RESTORE=""
+        grep -v '^BENCH_JSON ' "$out"
+        grep '^BENCH_JSON ' "$out" >>"$RESULTS"
+        sleep 2
+    done
+fi
+
 if wanted lambda; then
     log "Lambda bootstrap sizes, as deployed (cargo lambda build --release --arm64)"
     for f in "${FUNCTIONS[@]}"; do
@@ -381,6 +442,10 @@ if wanted lambda; then
 fi
 
 log "done"
+record "$(jq -nc --argjson a "$RUN_STATUS0" --argjson m "$RUN_STATUS1" --argjson b "$(status_json "${RUN_STATEMENTS[@]}")" \
+    '{kind: "run_statements", delta: ($b | with_entries(.value -= ($a[.key] // 0))),
+      at_start: ($m | with_entries(.value -= ($a[.key] // 0)))}')"
+tail -n 1 "$RESULTS" | sed 's/^BENCH_JSON /  /'
 uptime
 python3 "$BENCH/report.py" "$RESULTS" | tee "$WORK/summary.txt"
 exit "${PIPESTATUS[0]}"
