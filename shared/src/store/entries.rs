@@ -350,31 +350,31 @@ impl Store {
     }
 
     /// The value and tag of the session user's entry, if the user holds that key and it has
-    /// not expired; [`StoreError::SessionEnded`] when the session has ended. One statement, and
-    /// a second only when the key is not there.
+    /// not expired; [`StoreError::SessionEnded`] when the session has ended. One statement
+    /// whatever the answer: the session's row, joined with the entry when there is one, so
+    /// that no row means an ended session and a row without an entry a missing key.
     pub async fn get_entry(
         &self,
         session: Session,
         key: &Key,
     ) -> Result<Option<(String, EntityTag)>, StoreError> {
-        const SELECT: &str = "SELECT value, etag, \
-               EXISTS (SELECT 1 FROM sessions WHERE id = ? AND user_id = ? AND ended_at IS NULL) \
-             FROM entries \
-             WHERE user_id = ? AND entry_key = ? AND (expires_at IS NULL OR expires_at > ?)";
-        let row: Option<(String, String, bool)> = on_connection!(self, connection =>
+        const SELECT: &str = "SELECT entries.value, entries.etag FROM sessions \
+             LEFT JOIN entries ON entries.user_id = ? AND entries.entry_key = ? \
+               AND (entries.expires_at IS NULL OR entries.expires_at > ?) \
+             WHERE sessions.id = ? AND sessions.user_id = ? AND sessions.ended_at IS NULL";
+        let row: Option<(Option<String>, Option<String>)> = on_connection!(self, connection =>
             statement(SELECT)
-                .bind(session.id)
-                .bind(session.user_id)
                 .bind(session.user_id)
                 .bind(key.as_str())
                 .bind(now_millis())
+                .bind(session.id)
+                .bind(session.user_id)
                 .fetch_optional(connection)
                 .await)?;
         match row {
-            Some((_, _, false)) => Err(StoreError::SessionEnded),
-            Some((value, etag, true)) => Ok(Some((value, EntityTag::from_stored(etag)))),
-            None if !self.session_lives(session).await? => Err(StoreError::SessionEnded),
-            None => Ok(None),
+            None => Err(StoreError::SessionEnded),
+            Some((Some(value), Some(etag))) => Ok(Some((value, EntityTag::from_stored(etag)))),
+            Some(_) => Ok(None),
         }
     }
 
