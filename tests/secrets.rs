@@ -263,7 +263,7 @@ async fn lambda_config_reads_jwt_key_and_rds_database_secret() {
     assert_eq!(mysql.get_port(), 3307);
     assert_eq!(mysql.get_username(), "kv_app");
     assert_eq!(mysql.get_database(), Some("kv_prod"));
-    assert_eq!(config.pool.max_connections, 2, "the Lambda default");
+    assert_eq!(config.pool.max_connections, 1, "the Lambda default");
     let shown = format!("{config:?}");
     assert!(
         !shown.contains(&jwt_key) && !shown.contains(&password),
