@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::mysql::MySqlConnection;
 use sqlx::sqlite::SqliteConnection;
 
-use super::sessions::{SESSION_LIVES, Session};
+use super::sessions::{Session, lives_on};
 use super::statement::statement;
 use super::{Backend, Store, StoreError, is_unique_violation};
 use crate::entity_tag::{EntityTag, TagCondition};
@@ -190,12 +190,7 @@ macro_rules! charge_user {
 /// tell why a statement that checks the session changed nothing.
 macro_rules! session_ended {
     ($transaction:ident, $session:expr) => {
-        statement(SESSION_LIVES)
-            .bind($session.id)
-            .bind($session.user_id)
-            .fetch_optional::<(i64,), _>(&mut *$transaction)
-            .await?
-            .is_none()
+        !lives_on(&mut *$transaction, $session).await?
     };
 }
 

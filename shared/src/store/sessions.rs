@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::statement::statement;
+use super::statement::{Run, statement};
 use super::{Store, StoreError};
 
 /// The session an access token belongs to: its user and its id.
@@ -45,17 +45,27 @@ enum Refusal {
     PasswordChanged,
 }
 
+/// Whether `session` lives, read on `connection` (a transaction's, to tell why a statement
+/// that checks the session changed nothing): [`SESSION_LIVES`] found its row.
+pub(super) async fn lives_on<C>(connection: &mut C, session: Session) -> Result<bool, sqlx::Error>
+where
+    C: Run,
+    (i64,): for<'r> sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+{
+    let row: Option<(i64,)> = statement(SESSION_LIVES)
+        .bind(session.id)
+        .bind(session.user_id)
+        .fetch_optional(connection)
+        .await?;
+    Ok(row.is_some())
+}
+
 impl Store {
     /// Whether `session` lives (it has not ended and its user is still there). Requests that
     /// reach the database learn it from their own statement; this separate read is for the
     /// cases where that statement found nothing, and for requests refused before any.
     pub async fn session_lives(&self, session: Session) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> = on_connection!(self, connection => statement(SESSION_LIVES)
-            .bind(session.id)
-            .bind(session.user_id)
-            .fetch_optional(connection)
-            .await)?;
-        Ok(row.is_some())
+        Ok(on_connection!(self, connection => lives_on(connection, session).await)?)
     }
 
     /// Starts a session for `user_id` whose first refresh token has the hash `refresh_hash` and
@@ -253,12 +263,7 @@ impl Store {
                     .await?
                     .rows_affected();
                 if changed == 0 {
-                    let lives = statement(SESSION_LIVES)
-                        .bind(session.id)
-                        .bind(session.user_id)
-                        .fetch_optional::<(i64,), _>(&mut *transaction)
-                        .await?
-                        .is_some();
+                    let lives = lives_on(&mut *transaction, session).await?;
                     return Ok(Err(if lives { Refusal::PasswordChanged } else { Refusal::SessionEnded }));
                 }
                 statement(END_ALL)
