@@ -39,6 +39,7 @@ macro_rules! on_connection {
 #[macro_use]
 mod write;
 mod entries;
+mod migrate;
 mod pool;
 mod sessions;
 mod statement;
@@ -225,13 +226,14 @@ impl Store {
     }
 
     /// Brings the schema up to date; safe to run any number of times, and from several
-    /// processes at once on MySQL (sqlx takes a lock). Runs on a connection of its own, closed
+    /// processes at once on MySQL (under sqlx's lock, over the text protocol like every other
+    /// statement: see [`migrate`]). Runs on a connection of its own, closed
     /// afterwards, so the pool never holds a session that migrated.
     pub async fn migrate(&self) -> Result<(), MigrateError> {
         match &self.pool {
             Pool::MySql(pool) => {
                 let mut connection = pool.connect_unpooled().await?;
-                MYSQL_MIGRATIONS.run(&mut connection).await?;
+                migrate::run(&MYSQL_MIGRATIONS, &mut connection).await?;
                 connection.close().await?;
             }
             Pool::Sqlite(pool) => {

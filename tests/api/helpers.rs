@@ -359,6 +359,12 @@ async fn start(
 }
 
 impl TestApp {
+    /// The URL of the app's MySQL database, when it runs on MySQL.
+    pub fn mysql_url(&self) -> Option<String> {
+        let (server, name) = self.mysql_database.as_ref()?;
+        Some(format!("{server}/{name}"))
+    }
+
     /// Shuts the server down as a signal would, and waits until it has stopped: requests
     /// finished, the sweep task ended, the pool closed.
     pub async fn stop(mut self) {

@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
+use kv_shared::store::{ConnectOptions, PoolSettings, Store};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use reqwest::Method;
 use serde_json::json;
+use sqlx::Connection;
+use sqlx::mysql::MySqlConnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -46,12 +49,6 @@ impl Commands {
             COM_STMT_PREPARE => Some(&self.prepares),
             COM_STMT_EXECUTE => Some(&self.executes),
             _ => None,
-        }
-    }
-
-    fn reset(&self) {
-        for counter in [&self.queries, &self.prepares, &self.executes] {
-            counter.store(0, Ordering::SeqCst);
         }
     }
 }
@@ -175,9 +172,10 @@ async fn on_mysql_a_statement_over_16_kb_retires_its_connection() {
     assert_eq!(answer.body["data"]["valueN"], json!(large));
 }
 
-/// Every statement the store sends, on MySQL, goes as text: through the relay, the app answers
-/// each endpoint on each of its paths (success, conflict, missing, ended session, throttled),
-/// and the sweep runs, while no `COM_STMT_PREPARE` (nor `COM_STMT_EXECUTE`) passes.
+/// Every statement the store sends, on MySQL, goes as text: through the relay, the app applies
+/// its migrations to a fresh database, answers each endpoint on each of its paths (success,
+/// conflict, missing, ended session, throttled), and the sweep runs, while no
+/// `COM_STMT_PREPARE` (nor `COM_STMT_EXECUTE`) passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_mysql_no_statement_is_prepared() {
     let Some(server) = test_support::mysql_server_url("on_mysql_no_statement_is_prepared") else {
@@ -189,9 +187,8 @@ async fn on_mysql_no_statement_is_prepared() {
         ..TestSettings::default()
     };
     let (app, relay) = app_through_relay(&server, settings).await;
-    // Migrations run on a connection of their own, closed afterwards; they are not the
-    // requests' statements.
-    relay.commands.reset();
+    let migrating = relay.commands.queries.load(Ordering::SeqCst);
+    assert!(migrating > 10, "the relay saw the migrations: {migrating}");
 
     exercise_every_statement(&app).await;
 
@@ -199,6 +196,80 @@ async fn on_mysql_no_statement_is_prepared() {
     assert!(queries > 60, "the relay saw the statements: {queries}");
     assert_eq!(relay.commands.prepares.load(Ordering::SeqCst), 0);
     assert_eq!(relay.commands.executes.load(Ordering::SeqCst), 0);
+}
+
+/// The migrations, run as text, keep sqlx's books (sqlx's own runner finds the database up to
+/// date) and take sqlx's lock: a second migration waits for the first to release it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mysql_migrations_keep_sqlx_books_and_lock() {
+    let Some(server) =
+        test_support::mysql_server_url("on_mysql_migrations_keep_sqlx_books_and_lock")
+    else {
+        return;
+    };
+    let (app, _relay) = app_through_relay(&server, TestSettings::default()).await;
+    let url = app.mysql_url().expect("a MySQL app");
+    let migrator = sqlx::migrate::Migrator::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/mysql"),
+    )
+    .await
+    .expect("the migrations can be read");
+    let recorded = || async {
+        let mut connection = MySqlConnection::connect(&url).await.expect("a connection");
+        let rows: Vec<(i64, bool)> =
+            sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&mut connection)
+                .await
+                .expect("sqlx's table");
+        rows
+    };
+    let before = recorded().await;
+    assert_eq!(before.len(), migrator.iter().count());
+    assert!(before.iter().all(|(_, success)| *success), "{before:?}");
+    let mut connection = MySqlConnection::connect(&url).await.expect("a connection");
+    migrator
+        .run(&mut connection)
+        .await
+        .expect("sqlx's runner accepts the database");
+    assert_eq!(
+        recorded().await,
+        before,
+        "sqlx's runner found nothing to apply"
+    );
+
+    // sqlx names its lock 0x3d32ad9e times the database name's CRC-32 in hexadecimal; for
+    // `kv_bench` that is deb25508e9dab42 (computed with Python's zlib.crc32).
+    let (name,): (String,) = sqlx::query_as("SELECT LOWER(HEX(1026731422 * CRC32('kv_bench')))")
+        .fetch_one(&mut connection)
+        .await
+        .expect("a lock name");
+    assert_eq!(name, "deb25508e9dab42");
+
+    let (locked,): (i64,) =
+        sqlx::query_as("SELECT GET_LOCK(LOWER(HEX(1026731422 * CRC32(DATABASE()))), 10)")
+            .fetch_one(&mut connection)
+            .await
+            .expect("the lock");
+    assert_eq!(locked, 1);
+    let store = Store::connect_lazy(
+        ConnectOptions::from_url(&url).expect("a MySQL URL"),
+        &PoolSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        },
+    );
+    let mut migration = std::pin::pin!(store.migrate());
+    tokio::select! {
+        outcome = &mut migration => panic!("migrated while the lock was held: {outcome:?}"),
+        () = sleep(Duration::from_millis(500)) => {}
+    }
+    sqlx::query("SELECT RELEASE_LOCK(LOWER(HEX(1026731422 * CRC32(DATABASE()))))")
+        .execute(&mut connection)
+        .await
+        .expect("released");
+    migration
+        .await
+        .expect("the migration succeeds once the lock is free");
 }
 
 /// Each endpoint on each of its ways through the store, and the sweep.
