@@ -392,6 +392,7 @@ def summarise(args, functions, load, samples, status_before, status_after, t0, d
                                  + ("" if unavailable else "; no 503 under load at all: max_connections not reached")})
     return {
         "kind": "fleet", "instances": {f.name: f.count for f in functions}, "max_connections": args.max_connections,
+        "max_idle_connections": os.environ.get("DATABASE_MAX_IDLE_CONNECTIONS") or "default (1)",
         "max_connections_before": max_connections, "dispatch": args.dispatch,
         "callers": args.callers, "low_callers": args.low_callers, "load_s": args.load, "low_s": args.low,
         "acquire_timeout_s": args.acquire_timeout, "init_ms": {"median": ms(percentile(init, 50)), "max": ms(max(init))},
@@ -418,7 +419,8 @@ def summarise(args, functions, load, samples, status_before, status_after, t0, d
 def print_report(r):
     n = sum(r["instances"].values())
     print(f"\nfleet: {n} instances ({', '.join(f'{k} x{v}' for k, v in r['instances'].items())}), "
-          f"max_connections {r['max_connections']} (was {r['max_connections_before']}), dispatch {r['dispatch']}; "
+          f"max_connections {r['max_connections']} (was {r['max_connections_before']}), DATABASE_MAX_IDLE_CONNECTIONS "
+          f"{r['max_idle_connections']}, dispatch {r['dispatch']}; "
           f"{r['load_s']} s of {r['callers']} callers, then {r['low_s']} s of {r['low_callers']}")
     print(f"  init (spawn -> first GET /next): median {r['init_ms']['median']} ms, max {r['init_ms']['max']} ms")
     print(f"  {r['invocations']} invocations ({r['rate']['load']}/s under load, {r['rate']['low']}/s after): "

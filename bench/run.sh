@@ -369,7 +369,10 @@ fi
 # pool of one connection, under bench/fleet.py's Runtime API emulator, against MariaDB with
 # max_connections first below their number, then above it (each restored afterwards): under load,
 # twice as many callers as instances; then, for BENCH_FLEET_LOW seconds, fewer callers than
-# connections. The instances connect as a user of their own, whom max_connections limits.
+# connections. Below the limit twice: with the pools keeping their connection between requests
+# (the default, right behind RDS Proxy), then closing it after each (DATABASE_MAX_IDLE_CONNECTIONS=0,
+# for a database without a proxy), which recovers as soon as the load drops. The instances
+# connect as a user of their own, whom max_connections limits.
 if wanted fleet; then
     read -ra fleet <<<"${BENCH_FLEET:-data-retrieve=48 data-store=16}"
     FLEET_BELOW="${BENCH_FLEET_BELOW:-32}" FLEET_ABOVE="${BENCH_FLEET_ABOVE:-200}"
@@ -389,15 +392,15 @@ if wanted fleet; then
         [[ -x "$REPO_ROOT/target/release/$f" && "$n" =~ ^[0-9]+$ ]] || die "BENCH_FLEET: no binary or count in '$spec'"
         fleet_args+=(--function "$f=$n:$WORK/fleet-$f.json")
     done
-    for setting in below:"$FLEET_BELOW" above:"$FLEET_ABOVE"; do
-        IFS=: read -r tag max <<<"$setting"
+    for setting in below:"$FLEET_BELOW": below-no-idle:"$FLEET_BELOW":0 above:"$FLEET_ABOVE":; do
+        IFS=: read -r tag max idle <<<"$setting"
         jq --arg body "{\"keyN\":\"f$RUN_ID$tag-__N__\",\"valueN\":\"$value\"}" '.body = $body | del(.headers["content-length"])' \
             "$events/store.json" >"$WORK/fleet-data-store.json"
         for spec in "${fleet[@]}"; do [[ -s "$WORK/fleet-${spec%%=*}.json" ]] || die "no event template for ${spec%%=*}"; done
         log "fleet: ${fleet[*]} against max_connections $max (bench/fleet.py)"
         out="$WORK/fleet-$tag.txt"
         FLEET_RESTORE="SET GLOBAL max_connections = $($MYSQL -e 'SELECT @@max_connections'); DROP USER IF EXISTS 'kv_fleet'@'127.0.0.1'"
-        env JWT_SECRET="$JWT_SECRET" QUOTA_MAX_KEYS=10000000 QUOTA_MAX_BYTES=10000000000 RUST_LOG=warn NO_COLOR=1 \
+        env ${idle:+DATABASE_MAX_IDLE_CONNECTIONS=$idle} JWT_SECRET="$JWT_SECRET" QUOTA_MAX_KEYS=10000000 QUOTA_MAX_BYTES=10000000000 RUST_LOG=warn NO_COLOR=1 \
             timeout $((${BENCH_FLEET_LOAD:-20} + ${BENCH_FLEET_LOW:-10} + 180)) python3 "$BENCH/fleet.py" "${fleet_args[@]}" \
             --bin-dir "$REPO_ROOT/target/release" --tokens "$WORK/fleet-tokens.txt" --mysql "$MYSQL" \
             --host-port "$DB_HOST:$DB_PORT" --db "$DB" --max-connections "$max" --load "${BENCH_FLEET_LOAD:-20}" \

@@ -427,6 +427,7 @@ impl MySqlDatabase {
             kv_shared::store::ConnectOptions::from_url(&url).unwrap(),
             &kv_shared::store::PoolSettings {
                 max_connections: 1,
+                max_idle_connections: 1,
                 acquire_timeout: Duration::from_secs(10),
             },
         );

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `DATABASE_URL` | `mysql://user:pass@host:3306/db` or `sqlite://path` | `sqlite://kv.db` (created) |
 //! | `DATABASE_MAX_CONNECTIONS` | pool size | 16 locally, 1 on Lambda (an instance serves one request at a time) |
+//! | `DATABASE_MAX_IDLE_CONNECTIONS` | connections kept open between requests; 0 closes each when its request ends (for many instances on one database without RDS Proxy: see the README) | `DATABASE_MAX_CONNECTIONS` |
 //! | `DATABASE_ACQUIRE_TIMEOUT_SECONDS` | wait for a connection before answering 503 | 3 |
 //! | `JWT_SECRET` | HMAC keys of access tokens: one, or several separated by commas (each trimmed, each at least 32 bytes); the first signs, all verify | a local-development default |
 //! | `TOKEN_LIFETIME_SECONDS` | lifetime of access tokens | 3600 |
@@ -219,10 +220,23 @@ impl DatabaseConfig {
             Runtime::Local => 16,
             Runtime::Lambda => 1,
         };
+        let max_connections = parse(&get, "DATABASE_MAX_CONNECTIONS", default_connections)?;
+        let max_idle_connections = match get("DATABASE_MAX_IDLE_CONNECTIONS") {
+            None => max_connections,
+            Some(text) => text
+                .trim()
+                .parse::<u32>()
+                .map_err(|error| ConfigError::Invalid {
+                    name: "DATABASE_MAX_IDLE_CONNECTIONS",
+                    reason: error.to_string(),
+                })?
+                .min(max_connections),
+        };
         Ok(DatabaseConfig {
             database,
             pool: PoolSettings {
-                max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", default_connections)?,
+                max_connections,
+                max_idle_connections,
                 acquire_timeout: Duration::from_secs(parse(
                     &get,
                     "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
@@ -515,6 +529,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(lambda.pool.max_connections, 1);
+        assert_eq!(lambda.pool.max_idle_connections, 1);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_default_to_the_pool_size_and_may_be_none() {
+        let idle = async |vars: &[(&str, &str)]| {
+            config(Runtime::Local, vars)
+                .await
+                .map(|config| config.pool.max_idle_connections)
+        };
+        assert_eq!(idle(&[]).await.unwrap(), 16);
+        assert_eq!(
+            idle(&[("DATABASE_MAX_IDLE_CONNECTIONS", "0")])
+                .await
+                .unwrap(),
+            0
+        );
+        let capped = [
+            ("DATABASE_MAX_CONNECTIONS", "2"),
+            ("DATABASE_MAX_IDLE_CONNECTIONS", "5"),
+        ];
+        assert_eq!(idle(&capped).await.unwrap(), 2);
+        let error = idle(&[("DATABASE_MAX_IDLE_CONNECTIONS", "none")])
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("DATABASE_MAX_IDLE_CONNECTIONS"),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -25,11 +25,11 @@ macro_rules! on_connection {
     ($store:expr, $connection:ident => $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::MySql(pool) => match pool.acquire().await {
-                Ok(mut pooled) => pooled.run(async |$connection| $body).await,
+                Ok(pooled) => pooled.run(async |$connection| $body).await,
                 Err(error) => Err(error),
             },
             $crate::store::Pool::Sqlite(pool) => match pool.acquire().await {
-                Ok(mut pooled) => pooled.run(async |$connection| $body).await,
+                Ok(pooled) => pooled.run(async |$connection| $body).await,
                 Err(error) => Err(error),
             },
         }
@@ -78,6 +78,9 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub max_connections: u32,
+    /// How many connections stay open between requests (at most `max_connections`); 0 closes
+    /// each one when its request ends.
+    pub max_idle_connections: u32,
     pub acquire_timeout: Duration,
 }
 
@@ -199,18 +202,21 @@ impl Store {
     pub fn connect_lazy(options: ConnectOptions, settings: &PoolSettings) -> Store {
         let PoolSettings {
             max_connections,
+            max_idle_connections,
             acquire_timeout,
         } = *settings;
         let pool = match options {
             ConnectOptions::MySql(options) => Pool::MySql(ConnectionPool::new(
                 options,
                 max_connections,
+                max_idle_connections,
                 acquire_timeout,
             )),
             ConnectOptions::Sqlite(options) => Pool::Sqlite(ConnectionPool::new(
                 // Readers then never wait for the writer.
                 options.journal_mode(SqliteJournalMode::Wal),
                 max_connections,
+                max_idle_connections,
                 acquire_timeout,
             )),
         };

@@ -255,6 +255,7 @@ async fn on_mysql_migrations_keep_sqlx_books_and_lock() {
         ConnectOptions::from_url(&url).expect("a MySQL URL"),
         &PoolSettings {
             max_connections: 1,
+            max_idle_connections: 1,
             acquire_timeout: Duration::from_secs(5),
         },
     );

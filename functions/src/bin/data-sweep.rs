@@ -115,6 +115,7 @@ mod tests {
             ConnectOptions::from_url(&url).unwrap(),
             &PoolSettings {
                 max_connections: 2,
+                max_idle_connections: 2,
                 acquire_timeout: Duration::from_secs(3),
             },
         );

@@ -673,6 +673,7 @@ mod tests {
 
     const SETTINGS: PoolSettings = PoolSettings {
         max_connections: 1,
+        max_idle_connections: 1,
         acquire_timeout: Duration::from_secs(5),
     };
 

@@ -28,18 +28,22 @@ pub(super) fn retire_connection_after_use() {
     let _ = RETIRE_AFTER_USE.try_with(|retire| retire.set(true));
 }
 
-/// Connections of type `C`, opened on first use, at most `max_connections` at a time.
+/// Connections of type `C`, opened on first use, at most `max_connections` at a time, of which
+/// at most `max_idle` stay open between uses.
 pub struct Pool<C: Connection> {
     pool: managed::Pool<Manager<C>>,
+    max_idle: usize,
     acquire_timeout: Duration,
 }
 
 impl<C: Connection> Pool<C> {
-    /// A pool that opens no connection until one is asked for. `acquire_timeout` bounds the
-    /// whole of getting one: waiting for a free slot, connecting, pinging an idle connection.
+    /// A pool that opens no connection until one is asked for. A connection that comes back
+    /// when `max_idle` others are idle is closed. `acquire_timeout` bounds the whole of getting
+    /// one: waiting for a free slot, connecting, pinging an idle connection.
     pub fn new(
         options: <C as Connection>::Options,
         max_connections: u32,
+        max_idle: u32,
         acquire_timeout: Duration,
     ) -> Pool<C> {
         let pool = managed::Pool::builder(Manager { options })
@@ -48,18 +52,22 @@ impl<C: Connection> Pool<C> {
             .expect("a pool without timeouts of deadpool's own always builds");
         Pool {
             pool,
+            max_idle: max_idle as usize,
             acquire_timeout,
         }
     }
 
     /// A connection of the pool's, or why none could be had in time. Giving up mid-way is
     /// safe: deadpool returns the slot, and a connection still being opened is dropped.
-    pub async fn acquire(&self) -> Result<PooledConnection<C>, sqlx::Error> {
+    pub async fn acquire(&self) -> Result<PooledConnection<'_, C>, sqlx::Error> {
         let Ok(got) = tokio::time::timeout(self.acquire_timeout, self.pool.get()).await else {
             return Err(sqlx::Error::PoolTimedOut);
         };
         match got {
-            Ok(connection) => Ok(PooledConnection(connection)),
+            Ok(connection) => Ok(PooledConnection {
+                connection,
+                pool: self,
+            }),
             Err(PoolError::Backend(error)) => Err(error),
             Err(PoolError::Timeout(_)) => Err(sqlx::Error::PoolTimedOut),
             Err(PoolError::Closed) => Err(sqlx::Error::PoolClosed),
@@ -89,6 +97,7 @@ impl<C: Connection> Clone for Pool<C> {
     fn clone(&self) -> Self {
         Pool {
             pool: self.pool.clone(),
+            max_idle: self.max_idle,
             acquire_timeout: self.acquire_timeout,
         }
     }
@@ -103,28 +112,35 @@ impl<C: Connection> std::fmt::Debug for Pool<C> {
     }
 }
 
-/// A connection lent by a [`Pool`], returned to it when dropped.
-pub struct PooledConnection<C: Connection>(Object<Manager<C>>);
+/// A connection lent by a [`Pool`], for one [`PooledConnection::run`].
+pub struct PooledConnection<'a, C: Connection> {
+    connection: Object<Manager<C>>,
+    pool: &'a Pool<C>,
+}
 
-impl<C: Connection> PooledConnection<C> {
-    /// Runs one query's worth of work on the connection. If `work` is cancelled, fails
-    /// anywhere but in the database's own SQL handling, or asks for it
-    /// ([`retire_connection_after_use`]), the connection is closed instead of going back to
-    /// the pool.
+impl<C: Connection> PooledConnection<'_, C> {
+    /// Runs one query's worth of work on the connection, then gives it back to the pool. If
+    /// `work` is cancelled or fails anywhere but in the database's own SQL handling, the
+    /// connection is dropped instead; if `work` asks for it ([`retire_connection_after_use`]),
+    /// or the pool already holds as many idle connections as it keeps, it is closed.
     pub async fn run<T>(
-        &mut self,
+        mut self,
         work: impl AsyncFnOnce(&mut C) -> Result<T, sqlx::Error>,
     ) -> Result<T, sqlx::Error> {
-        self.0.in_flight = true;
-        let connection = &mut self.0.connection;
+        self.connection.in_flight = true;
+        let connection = &mut self.connection.connection;
         let (result, retire) = RETIRE_AFTER_USE
             .scope(Cell::new(false), async {
                 let result = work(connection).await;
                 (result, RETIRE_AFTER_USE.with(Cell::get))
             })
             .await;
-        if !retire && matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
-            self.0.in_flight = false;
+        if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
+            if retire || self.pool.pool.status().available >= self.pool.max_idle {
+                let _ = Object::take(self.connection).connection.close().await;
+            } else {
+                self.connection.in_flight = false;
+            }
         }
         result
     }
@@ -184,11 +200,11 @@ mod tests {
     /// one set of options), so it tells whether the next acquire got that connection back.
     fn one_sqlite_connection(acquire_timeout: Duration) -> Pool<SqliteConnection> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
-        Pool::new(options, 1, acquire_timeout)
+        Pool::new(options, 1, 1, acquire_timeout)
     }
 
     async fn mark(pool: &Pool<SqliteConnection>) {
-        let mut connection = pool.acquire().await.unwrap();
+        let connection = pool.acquire().await.unwrap();
         connection
             .run(async |connection| {
                 sqlx::query("CREATE TEMP TABLE marker (x)")
@@ -200,7 +216,7 @@ mod tests {
     }
 
     async fn is_marked(pool: &Pool<SqliteConnection>) -> bool {
-        let mut connection = pool.acquire().await.unwrap();
+        let connection = pool.acquire().await.unwrap();
         let tables: i64 = connection
             .run(async |connection| {
                 sqlx::query_scalar("SELECT count(*) FROM sqlite_temp_master WHERE name = 'marker'")
@@ -224,7 +240,7 @@ mod tests {
     async fn a_connection_whose_query_was_cancelled_is_closed_not_reused() {
         let pool = one_sqlite_connection(Duration::from_secs(5));
         mark(&pool).await;
-        let mut connection = pool.acquire().await.unwrap();
+        let connection = pool.acquire().await.unwrap();
         let cancelled = tokio::time::timeout(
             Duration::from_millis(50),
             connection.run(async |connection| {
@@ -234,7 +250,6 @@ mod tests {
         )
         .await;
         assert!(cancelled.is_err());
-        drop(connection);
         assert!(!is_marked(&pool).await);
     }
 
@@ -242,7 +257,7 @@ mod tests {
     async fn an_sql_error_keeps_the_connection_and_a_lower_failure_closes_it() {
         let pool = one_sqlite_connection(Duration::from_secs(5));
         mark(&pool).await;
-        let mut connection = pool.acquire().await.unwrap();
+        let connection = pool.acquire().await.unwrap();
         let refused = connection
             .run(async |connection| sqlx::query("SELEC 1").execute(connection).await)
             .await;
@@ -250,15 +265,13 @@ mod tests {
             matches!(refused, Err(sqlx::Error::Database(_))),
             "{refused:?}"
         );
-        drop(connection);
         assert!(is_marked(&pool).await);
 
-        let mut connection = pool.acquire().await.unwrap();
+        let connection = pool.acquire().await.unwrap();
         let broken = connection
             .run(async |_| Err::<(), _>(sqlx::Error::Protocol("a torn packet".into())))
             .await;
         assert!(matches!(broken, Err(sqlx::Error::Protocol(_))));
-        drop(connection);
         assert!(!is_marked(&pool).await);
     }
 
@@ -279,11 +292,23 @@ mod tests {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("mysql://kv:kv@{}/kv", silent.local_addr().unwrap());
         let options = MySqlConnectOptions::from_str(&url).unwrap();
-        let pool = Pool::<MySqlConnection>::new(options, 1, Duration::from_millis(200));
+        let pool = Pool::<MySqlConnection>::new(options, 1, 1, Duration::from_millis(200));
         let acquired = tokio::time::timeout(Duration::from_secs(30), pool.acquire())
             .await
             .expect("acquire outlived its own timeout by far");
         assert!(matches!(acquired, Err(sqlx::Error::PoolTimedOut)));
+    }
+
+    #[tokio::test]
+    async fn a_pool_that_keeps_no_idle_connection_closes_each_after_use() {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
+        let pool = Pool::<SqliteConnection>::new(options, 1, 0, Duration::from_secs(5));
+        mark(&pool).await;
+        assert_eq!(pool.pool.status().size, 0, "no connection stays open");
+        assert!(
+            !is_marked(&pool).await,
+            "the next use opens a new connection"
+        );
     }
 
     #[tokio::test]
@@ -302,9 +327,9 @@ mod tests {
             return;
         };
         let options = MySqlConnectOptions::from_str(&url).unwrap();
-        let pool = Pool::<MySqlConnection>::new(options, 1, Duration::from_secs(5));
+        let pool = Pool::<MySqlConnection>::new(options, 1, 1, Duration::from_secs(5));
         let connection_id = async || -> u64 {
-            let mut connection = pool.acquire().await.unwrap();
+            let connection = pool.acquire().await.unwrap();
             connection
                 .run(async |connection| {
                     sqlx::query_scalar("SELECT CONNECTION_ID()")
@@ -317,7 +342,7 @@ mod tests {
         let first = connection_id().await;
         assert_eq!(connection_id().await, first, "an idle connection is reused");
 
-        let mut connection = pool.acquire().await.unwrap();
+        let connection = pool.acquire().await.unwrap();
         let cancelled = tokio::time::timeout(
             Duration::from_millis(100),
             connection.run(async |connection| {
@@ -328,15 +353,13 @@ mod tests {
         )
         .await;
         assert!(cancelled.is_err());
-        drop(connection);
 
-        let mut connection = pool.acquire().await.unwrap();
+        let connection = pool.acquire().await.unwrap();
         let answer: i64 = connection
             .run(async |connection| sqlx::query_scalar("SELECT 7").fetch_one(connection).await)
             .await
             .unwrap();
         assert_eq!(answer, 7);
-        drop(connection);
         assert_ne!(
             connection_id().await,
             first,
