@@ -11,6 +11,9 @@ pub const MAX_KEY_CHARS: usize = 255;
 pub const MAX_VALUE_BYTES: usize = 65_535;
 /// Longest email, in characters, as stored: trimmed and lowercased.
 pub const MAX_EMAIL_CHARS: usize = 254;
+/// Longest password, in characters: register refuses longer ones, and a login with a longer
+/// one is refused without hashing it.
+pub const MAX_PASSWORD_CHARS: usize = 128;
 /// Longest full name, in characters.
 pub const MAX_FULL_NAME_CHARS: usize = 255;
 /// Longest gender, in characters.
@@ -71,7 +74,7 @@ pub fn normalize_email(email: &str) -> Option<String> {
 /// that is none of those.
 pub fn is_valid_password(password: &str) -> bool {
     let length = password.chars().count();
-    (8..=128).contains(&length)
+    (8..=MAX_PASSWORD_CHARS).contains(&length)
         && password.chars().any(char::is_lowercase)
         && password.chars().any(char::is_uppercase)
         && password.chars().any(|c| c.is_ascii_digit())
