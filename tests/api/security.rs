@@ -248,8 +248,43 @@ mod full_queue {
             password_queue_max: Some(2),
             ..crate::helpers::TestSettings::default()
         } =>
-        a_full_hashing_queue_answers_503_with_retry_after
+        a_full_hashing_queue_answers_503_with_retry_after,
+        an_attempt_the_queue_refused_is_withdrawn,
     );
+
+    /// An attempt let through by throttling whose hash the queue then refused (it filled
+    /// between the handler's look and its job) is withdrawn: its row is gone, so it counts
+    /// neither as a failure nor as in flight.
+    async fn an_attempt_the_queue_refused_is_withdrawn(app: TestApp) {
+        use kv_shared::store::{LoginAttempt, LoginLimits, login_username_key, now_millis};
+
+        let limits = LoginLimits {
+            per_username: 5,
+            per_address: 100,
+            window: Duration::from_secs(900),
+        };
+        let attempt = app
+            .state
+            .store
+            .begin_login_attempt(
+                &login_username_key("refused"),
+                "192.0.2.1",
+                now_millis(),
+                &limits,
+            )
+            .await
+            .unwrap();
+        let LoginAttempt::Allowed(attempt) = attempt else {
+            panic!("{attempt:?}");
+        };
+        assert_eq!(app.db.login_rows_of("refused").await, (0, 1));
+        app.state
+            .store
+            .withdraw_login_attempt(&attempt)
+            .await
+            .unwrap();
+        assert_eq!(app.db.login_rows_of("refused").await, (0, 0));
+    }
 
     /// With the workers held, two logins fill a queue of two; every endpoint that hashes then
     /// answers 503 SERVICE_UNAVAILABLE with `Retry-After` at once, recording nothing, and the two
@@ -409,4 +444,81 @@ async fn abandoned_logins_leave_the_queue_bounded_and_cost_no_hashing() {
         "{after:?}"
     );
     assert_eq!(after.queued, 0);
+}
+
+/// The same burst with the workers running, each client leaving after 1.5 s whatever
+/// happened: the queue stays within its bound, the megabyte passwords are never hashed, and a
+/// real login sent meanwhile (retrying after `Retry-After` when refused, as a client should) is
+/// answered. How many of the burst's jobs were run before their clients left depends on the
+/// machine's speed, so it is reported, not asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_login_is_answered_during_a_burst_of_abandoned_logins() {
+    const CLIENTS: usize = 200;
+    let settings = TestSettings {
+        login_max_failures_per_address: 10 * CLIENTS as u32,
+        ..TestSettings::default()
+    };
+    let app = spawn_app_with(Backend::Sqlite, settings).await.unwrap();
+    app.register_user("real_user").await;
+    let before = app.state.passwords.stats();
+    let huge = "A".repeat(1_000_000);
+    let limit_sized = format!("Aa1!{}", "x".repeat(124));
+    let burst: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let password = if client % 2 == 0 { &huge } else { &limit_sized };
+            let body = json!({"username": format!("ghost_{client}"), "password": password});
+            let (http, address) = (app.client.clone(), app.address.clone());
+            tokio::spawn(async move {
+                let send = http
+                    .post(format!("{address}/auth/token"))
+                    .json(&body)
+                    .send();
+                match tokio::time::timeout(Duration::from_millis(1500), send).await {
+                    Ok(answer) => Some(answer.expect("an answer").status().as_u16()),
+                    Err(_) => None,
+                }
+            })
+        })
+        .collect();
+
+    let mut tries = 0;
+    let status = loop {
+        tries += 1;
+        let answer = app
+            .token(json!({"username": "real_user", "password": PASSWORD}))
+            .await;
+        if answer.status != 503 || tries == 30 {
+            break answer.status;
+        }
+        answer.assert_code(503, "SERVICE_UNAVAILABLE");
+        let retry_after: u64 = answer.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    };
+    assert_eq!(status, 200, "after {tries} tries");
+
+    let mut outcomes = std::collections::BTreeMap::new();
+    for client in burst {
+        *outcomes.entry(client.await.unwrap()).or_insert(0) += 1;
+    }
+    until_stats(&app, "an empty queue", |stats| stats.queued == 0).await;
+    let after = app.state.passwords.stats();
+    assert!(after.max_queued <= after.queue_max, "{after:?}");
+    let hashes = after.hashes - before.hashes;
+    // Every input hashed was at most 128 characters: none of the megabytes.
+    assert!(
+        after.password_bytes - before.password_bytes <= hashes * 512,
+        "{after:?}"
+    );
+    eprintln!(
+        "burst outcomes {outcomes:?}; {hashes} hashes run, {} jobs skipped, {} refused, \
+         at most {} of {} queued; the real login answered on try {tries}",
+        after.skipped - before.skipped,
+        after.rejected - before.rejected,
+        after.max_queued,
+        after.queue_max,
+    );
 }
