@@ -18,6 +18,7 @@
 //! | `LOGIN_MAX_FAILURES` | failed logins of one username within the window that throttle it (429) | 5 |
 //! | `LOGIN_MAX_FAILURES_PER_ADDRESS` | failed logins from one client address within the window that throttle it | 100 |
 //! | `LOGIN_WINDOW_SECONDS` | how long a failed login counts | 900 |
+//! | `PASSWORD_QUEUE_MAX` | most hashes (logins, registrations, password changes) that may wait for a hashing worker; past it they answer 503 | 32 per worker (one worker per core) |
 //! | `DATABASE_SECRET_ARN` | Lambda: secret with `username` and `password` (RDS's format) | |
 //! | `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME` | Lambda: where the database is, with that secret | port 3306, database `kv` |
 //!
@@ -69,6 +70,9 @@ pub struct Config {
     /// How often the local adapter sweeps expired entries (on AWS a schedule does).
     pub sweep_interval: Duration,
     pub login_throttle: LoginThrottle,
+    /// Most password hashes that may wait for a hashing worker (`PASSWORD_QUEUE_MAX`); `None`:
+    /// [`crate::auth::DEFAULT_QUEUE_PER_WORKER`] per worker.
+    pub password_queue_max: Option<usize>,
 }
 
 /// Where the database is and how to pool connections to it: all that a process which signs
@@ -192,6 +196,10 @@ impl Config {
                 max_failures: parse(&get, "LOGIN_MAX_FAILURES", 5)?,
                 max_failures_per_address: parse(&get, "LOGIN_MAX_FAILURES_PER_ADDRESS", 100)?,
                 window: login_window(&get)?,
+            },
+            password_queue_max: match get("PASSWORD_QUEUE_MAX") {
+                Some(_) => Some(parse(&get, "PASSWORD_QUEUE_MAX", 1)?),
+                None => None,
             },
         })
     }
@@ -659,6 +667,22 @@ mod tests {
         ] {
             let error = config(Runtime::Local, &[(name, value)]).await.unwrap_err();
             assert!(error.to_string().contains(name), "{name}={value}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_password_queue_bound_is_read() {
+        let default = config(Runtime::Local, &[]).await.unwrap();
+        assert_eq!(default.password_queue_max, None);
+        let set = config(Runtime::Local, &[("PASSWORD_QUEUE_MAX", "7")])
+            .await
+            .unwrap();
+        assert_eq!(set.password_queue_max, Some(7));
+        for value in ["0", "-1", "many"] {
+            let error = config(Runtime::Local, &[("PASSWORD_QUEUE_MAX", value)])
+                .await
+                .unwrap_err();
+            assert!(error.to_string().contains("PASSWORD_QUEUE_MAX"), "{value}");
         }
     }
 

@@ -75,8 +75,8 @@ pub enum ApiError {
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     /// The service cannot take the request now, the database being fine (concurrent logins of
-    /// one username that kept waiting for each other): try again in `retry_after` seconds (at
-    /// least 1).
+    /// one username that kept waiting for each other, or a full password-hashing queue): try
+    /// again in `retry_after` seconds (at least 1).
     #[error("over capacity; retry after {retry_after} s")]
     Overloaded { retry_after: u64 },
     #[error("internal error: {0}")]

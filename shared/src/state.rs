@@ -35,7 +35,7 @@ impl AppState {
         AppState {
             store: Store::connect_lazy(config.database.clone(), &config.pool),
             tokens: Arc::new(Tokens::new(&config.jwt_keys, config.token_lifetime)),
-            passwords: Passwords::per_core(),
+            passwords: Passwords::per_core(config.password_queue_max),
             quota: config.quota,
             // Keyed by the signing key: a rotation voids the cursors of the previous one (the
             // client lists again from the start), which live no longer than a listing.

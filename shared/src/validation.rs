@@ -9,8 +9,11 @@ type Json = serde_json::Value;
 pub const MAX_KEY_CHARS: usize = 255;
 /// Longest value, in bytes of UTF-8.
 pub const MAX_VALUE_BYTES: usize = 65_535;
-/// Longest email, in characters, after trimming.
+/// Longest email, in characters, as stored: trimmed and lowercased.
 pub const MAX_EMAIL_CHARS: usize = 254;
+/// Longest password, in characters: register refuses longer ones, and a login with a longer
+/// one is refused without hashing it.
+pub const MAX_PASSWORD_CHARS: usize = 128;
 /// Longest full name, in characters.
 pub const MAX_FULL_NAME_CHARS: usize = 255;
 /// Longest gender, in characters.
@@ -45,10 +48,13 @@ pub fn is_valid_username(username: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
 }
 
-/// The email trimmed and lower-cased, as stored; `None` when it is not of the form
-/// `local@domain.tld` (one `@`, no whitespace, a dot inside the domain) or is too long.
+/// The email trimmed and lower-cased, as stored; `None` when that stored form is not of the
+/// form `local@domain.tld` (one `@`, no whitespace, a dot inside the domain) or is over
+/// [`MAX_EMAIL_CHARS`] characters. Lowercasing can change the length ('İ' becomes two
+/// characters, "i\u{307}"), so every check is of the lowercased text: the column holds at most
+/// that many characters.
 pub fn normalize_email(email: &str) -> Option<String> {
-    let email = email.trim();
+    let email = email.trim().to_lowercase();
     if email.chars().count() > MAX_EMAIL_CHARS || email.chars().any(char::is_whitespace) {
         return None;
     }
@@ -61,14 +67,14 @@ pub fn normalize_email(email: &str) -> Option<String> {
         && dot_inside_domain
         && !domain.ends_with('.')
         && !domain.contains("..");
-    valid.then(|| email.to_lowercase())
+    valid.then_some(email)
 }
 
 /// 8 to 128 characters with a lowercase letter, an uppercase letter, a digit and a character
 /// that is none of those.
 pub fn is_valid_password(password: &str) -> bool {
     let length = password.chars().count();
-    (8..=128).contains(&length)
+    (8..=MAX_PASSWORD_CHARS).contains(&length)
         && password.chars().any(char::is_lowercase)
         && password.chars().any(char::is_uppercase)
         && password.chars().any(|c| c.is_ascii_digit())
@@ -180,6 +186,26 @@ mod tests {
         }
         let longest = format!("{}@example.com", "a".repeat(242));
         assert!(normalize_email(&longest).is_some());
+    }
+
+    #[test]
+    fn email_lengths_count_the_lowercased_text() {
+        // 'İ' lowercases to two characters: 121 of them make 254 characters stored, 122 255.
+        let fits = format!("{}@example.com", "\u{130}".repeat(121));
+        let stored = normalize_email(&fits).unwrap();
+        assert_eq!(stored, format!("{}@example.com", "i\u{307}".repeat(121)));
+        assert_eq!(stored.chars().count(), MAX_EMAIL_CHARS);
+        let over = format!("{}@example.com", "\u{130}".repeat(122));
+        assert_eq!(over.chars().count(), 134);
+        assert_eq!(normalize_email(&over), None);
+        // The Kelvin sign lowercases to 'k', one character for one (and one byte for three).
+        let kelvin = format!("{}@example.com", "\u{212a}".repeat(242));
+        assert_eq!(
+            normalize_email(&kelvin),
+            Some(format!("{}@example.com", "k".repeat(242)))
+        );
+        let kelvin = format!("{}@example.com", "\u{212a}".repeat(243));
+        assert_eq!(normalize_email(&kelvin), None);
     }
 
     #[test]

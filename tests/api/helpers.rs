@@ -193,6 +193,8 @@ pub struct TestSettings {
     pub login_max_failures: u32,
     pub login_max_failures_per_address: u32,
     pub login_window_seconds: u64,
+    /// `PASSWORD_QUEUE_MAX`, when set.
+    pub password_queue_max: Option<usize>,
     /// Data of a database that was filled before an upgrade: SQL run on the schema of an
     /// earlier migration, before the others apply.
     pub schema_seed: Option<SchemaSeed>,
@@ -218,6 +220,7 @@ impl Default for TestSettings {
             login_max_failures: 5,
             login_max_failures_per_address: 100,
             login_window_seconds: 900,
+            password_queue_max: None,
             schema_seed: None,
         }
     }
@@ -279,7 +282,7 @@ async fn start(
     sqlite_dir: Option<tempfile::TempDir>,
     settings: TestSettings,
 ) -> TestApp {
-    let vars = HashMap::from([
+    let mut vars = HashMap::from([
         ("DATABASE_URL".to_owned(), database_url),
         ("JWT_SECRET".to_owned(), settings.jwt_secret.clone()),
         (
@@ -319,6 +322,9 @@ async fn start(
             settings.login_window_seconds.to_string(),
         ),
     ]);
+    if let Some(queue_max) = settings.password_queue_max {
+        vars.insert("PASSWORD_QUEUE_MAX".to_owned(), queue_max.to_string());
+    }
     let config = Config::from_sources(Runtime::Local, &|name| vars.get(name).cloned(), None)
         .await
         .expect("a valid test configuration");

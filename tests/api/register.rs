@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, on_both_backends, registration};
+use crate::helpers::{PASSWORD, TestApp, message_of, on_both_backends, registration};
 
 on_both_backends!(
     registers_a_user_and_stores_only_an_argon2id_hash,
@@ -18,6 +18,7 @@ on_both_backends!(
     fields_of_the_wrong_type_are_invalid_requests,
     taken_usernames_are_refused_case_insensitively,
     taken_emails_are_refused_case_insensitively,
+    lengths_are_checked_on_the_values_as_stored,
 );
 
 async fn registers_a_user_and_stores_only_an_argon2id_hash(app: TestApp) {
@@ -286,4 +287,137 @@ async fn taken_emails_are_refused_case_insensitively(app: TestApp) {
     body["email"] = json!(" BOB@Example.com");
     app.register(body).await.assert_code(409, "EMAIL_EXISTS");
     assert_eq!(app.db.user_count().await, 1);
+}
+
+/// 'İ' (U+0130) lowercases to two characters, "i\u{307}"; the Kelvin sign (U+212A, 3 bytes)
+/// to the letter 'k' (1 byte); 'ẞ' (U+1E9E, 3 bytes) to 'ß' (2 bytes); '𝔄' is 4 bytes. Each
+/// register field, at and just past its limit, with such characters: the answer is the success
+/// or the contract's 400 (never a 500), and what the database holds is exactly the value as the
+/// contract says it is stored (the email trimmed and lowercased, every other field as sent).
+async fn lengths_are_checked_on_the_values_as_stored(app: TestApp) {
+    const DOTTED_I: &str = "\u{130}";
+    const KELVIN: &str = "\u{212a}";
+    const SHARP_S: &str = "\u{1e9e}";
+    const FRAKTUR_A: &str = "\u{1d504}";
+    let domain = "@example.com"; // 12 characters
+
+    // (field, value sent, the value stored, or the code of the refusal)
+    let mut cases: Vec<(&str, String, Result<String, &str>)> = Vec::new();
+    // Email: at most 254 characters once lowercased.
+    let dotted = format!("{}{domain}", DOTTED_I.repeat(121)); // 133 sent, 254 stored
+    cases.push((
+        "email",
+        dotted.clone(),
+        Ok(format!("{}{domain}", "i\u{307}".repeat(121))),
+    ));
+    let dotted_over = format!("{}a{domain}", DOTTED_I.repeat(121)); // 134 sent, 255 stored
+    cases.push(("email", dotted_over, Err("INVALID_EMAIL")));
+    let dotted_mixed = format!("x{}{domain}", DOTTED_I.repeat(120)); // 133 sent, 253 stored
+    cases.push((
+        "email",
+        format!(" \t{dotted_mixed}\n "),
+        Ok(format!("x{}{domain}", "i\u{307}".repeat(120))),
+    ));
+    for (upper, lower) in [(KELVIN, "k"), (SHARP_S, "\u{df}")] {
+        // Shorter in bytes once lowercased, as long in characters.
+        cases.push((
+            "email",
+            format!("{}{domain}", upper.repeat(242)),
+            Ok(format!("{}{domain}", lower.repeat(242))),
+        ));
+        cases.push((
+            "email",
+            format!("{}{domain}", upper.repeat(243)),
+            Err("INVALID_EMAIL"),
+        ));
+    }
+    cases.push((
+        "email",
+        format!("  {}{domain}\t", "a".repeat(242)),
+        Ok(format!("{}{domain}", "a".repeat(242))),
+    ));
+    // Username: ASCII only, stored as sent; a character that lowercases to ASCII is no letter
+    // of it.
+    for name in [
+        format!("{}{KELVIN}", "a".repeat(63)),
+        format!("{DOTTED_I}bc"),
+        format!("ab{SHARP_S}"),
+    ] {
+        cases.push(("username", name, Err("INVALID_USERNAME")));
+    }
+    cases.push(("username", "Kk".repeat(32), Ok("Kk".repeat(32))));
+    // Password: 8 to 128 characters, hashed as sent.
+    for upper in [DOTTED_I, KELVIN, SHARP_S] {
+        let longest = format!("a1!{}", upper.repeat(125));
+        cases.push(("password", longest.clone(), Ok(longest)));
+        cases.push((
+            "password",
+            format!("a1!{}", upper.repeat(126)),
+            Err("INVALID_PASSWORD"),
+        ));
+    }
+    // Full name: at most 255 characters, stored as sent.
+    for wide in [DOTTED_I, KELVIN, SHARP_S, FRAKTUR_A] {
+        cases.push(("full_name", wide.repeat(255), Ok(wide.repeat(255))));
+        cases.push(("full_name", wide.repeat(256), Err("INVALID_REQUEST")));
+    }
+    // Gender: at most 32 characters, stored as sent.
+    for wide in [DOTTED_I, KELVIN, SHARP_S, FRAKTUR_A] {
+        cases.push(("gender", wide.repeat(32), Ok(wide.repeat(32))));
+        cases.push(("gender", wide.repeat(33), Err("GENDER_REQUIRED")));
+    }
+
+    let mut registered = 0;
+    for (index, (field, value, expected)) in cases.into_iter().enumerate() {
+        let username = if field == "username" {
+            value.clone()
+        } else {
+            format!("walker_{index}")
+        };
+        let mut body = registration(&username);
+        body["email"] = json!(format!("walker_{index}@example.com"));
+        body[field] = json!(value);
+        let answer = app.register(body.clone()).await;
+        let label = format!(
+            "case {index}: {field} of {} characters, {} bytes",
+            value.chars().count(),
+            value.len()
+        );
+        match expected {
+            Err(code) => {
+                let message = if field == "full_name" {
+                    "Invalid request. full_name must be at most 255 characters."
+                } else {
+                    message_of(code)
+                };
+                assert_eq!(answer.status, 400, "{label}: {:?}", answer.body);
+                answer.assert_error(400, code, message);
+                assert_eq!(app.db.user_count().await, registered, "{label}");
+            }
+            Ok(stored) => {
+                assert_eq!(answer.status, 200, "{label}: {:?}", answer.body);
+                registered += 1;
+                let users = app.db.users_named(&username).await;
+                assert_eq!(users.len(), 1, "{label}");
+                let user = &users[0];
+                let held = match field {
+                    "email" => &user.email,
+                    "username" => &user.username,
+                    "full_name" => &user.full_name,
+                    "gender" => &user.gender,
+                    _ => &user.password_hash,
+                };
+                if field == "password" {
+                    // The hash is of the password exactly as sent: it logs in.
+                    let login = app
+                        .token(json!({"username": username, "password": stored}))
+                        .await;
+                    assert_eq!(login.status, 200, "{label}: {:?}", login.body);
+                } else {
+                    assert_eq!(held, &stored, "{label}");
+                    assert_eq!(answer.body["data"][field], json!(stored), "{label}");
+                }
+            }
+        }
+    }
 }

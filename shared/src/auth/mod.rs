@@ -6,7 +6,10 @@ mod refresh;
 mod throttle;
 mod token;
 
-pub use password::{PasswordError, Passwords};
+pub use password::{
+    BUSY_RETRY_AFTER_SECS, DEFAULT_QUEUE_PER_WORKER, HeldWorkers, PasswordError, PasswordStats,
+    Passwords,
+};
 pub use refresh::{RefreshToken, refresh_token_hash};
 pub use throttle::{LoginGuard, LoginThrottle};
 pub use token::{Claims, TokenError, Tokens, key_id};

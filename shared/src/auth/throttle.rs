@@ -143,6 +143,16 @@ impl LoginGuard {
         self.store.record_login_failure(&self.attempt).await?;
         Ok(())
     }
+
+    /// The password could not be checked, through no fault of the caller's (the hashing queue
+    /// was full): the attempt is forgotten, neither a failure nor in flight, and `error` is
+    /// the answer.
+    pub async fn withdrawn(self, error: ApiError) -> ApiError {
+        match self.store.withdraw_login_attempt(&self.attempt).await {
+            Ok(()) => error,
+            Err(store_error) => store_error.into(),
+        }
+    }
 }
 
 #[cfg(test)]

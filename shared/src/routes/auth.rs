@@ -9,6 +9,7 @@ use super::extract::{ClientAddress, JsonObject};
 use super::sessions::{SessionTokens, start_session};
 use super::{Success, success_data};
 use crate::AppState;
+use crate::auth::PasswordError;
 use crate::error::ApiError;
 use crate::store::NewUser;
 use crate::validation::{
@@ -39,11 +40,8 @@ pub(super) async fn register(
     JsonObject(body): JsonObject,
 ) -> Result<Json<Success<RegisteredUser>>, ApiError> {
     let user = validate_registration(&body)?;
-    let password_hash = state
-        .passwords
-        .hash(user.password)
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    // A full hashing queue answers 503 (PasswordError::Busy).
+    let password_hash = state.passwords.hash(user.password).await?;
     let new_user = NewUser {
         username: user.username.to_owned(),
         email: user.email,
@@ -139,6 +137,11 @@ pub(super) async fn token(
     if is_blank(Some(username)) || is_blank(Some(password)) {
         return Err(ApiError::MissingCredentials);
     }
+    // With the hashing queue full, the attempt could not be checked: 503 before anything is
+    // recorded. (The queue may still fill before this attempt's turn: see below.)
+    if !state.passwords.has_room() {
+        return Err(PasswordError::Busy.into());
+    }
     // Recorded from here on, in flight until the password is checked: a wrong one is a
     // failure, a right one clears the username's failures. A throttled attempt answers 429
     // before any hashing.
@@ -147,31 +150,26 @@ pub(super) async fn token(
         .begin(&state.store, username, &address)
         .await?;
 
-    let internal = |error: crate::auth::PasswordError| ApiError::Internal(error.to_string());
     // A name that breaks the username rules names no one: no need to ask the database (whose
-    // ASCII column could not even compare it), but the answer still costs one verification.
+    // ASCII column could not even compare it).
     let credentials = if is_valid_username(username) {
         state.store.find_credentials(username).await?
     } else {
         None
     };
-    let user_id = match credentials {
-        Some((user_id, hash)) => state
-            .passwords
-            .verify(password, &hash)
-            .await
-            .map_err(internal)?
-            .then_some(user_id),
-        None => {
-            state
-                .passwords
-                .verify_decoy(password)
-                .await
-                .map_err(internal)?;
-            None
+    // One verification whatever the case: an unknown user, or a password longer than register
+    // allows (which is never hashed), is checked against the decoy, and is a failure like a
+    // wrong password, with the same answer.
+    let stored = credentials.as_ref().map(|(_, hash)| hash.as_str());
+    let right = match state.passwords.check(password, stored).await {
+        Ok(right) => right,
+        // Not checked, so neither a failure nor a success: the attempt is forgotten.
+        Err(PasswordError::Busy) => {
+            return Err(attempt.withdrawn(PasswordError::Busy.into()).await);
         }
+        Err(error) => return Err(error.into()),
     };
-    let Some(user_id) = user_id else {
+    let Some((user_id, _)) = credentials.filter(|_| right) else {
         attempt.failed().await?;
         return Err(ApiError::InvalidCredentials);
     };

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::extract::{ClientAddress, JsonObject, body_bytes};
 use super::{Success, success_data, success_message};
 use crate::AppState;
-use crate::auth::{AuthUser, RefreshToken, refresh_token_hash};
+use crate::auth::{AuthUser, PasswordError, RefreshToken, refresh_token_hash};
 use crate::error::ApiError;
 use crate::store::{RefreshOutcome, millis_after, now_millis};
 use crate::validation::{is_blank, is_valid_password};
@@ -179,23 +179,32 @@ pub(super) async fn change_password(
     let PasswordChange { current, new } = user.checked(&state.store, change).await?;
     let session = user.session();
     let (username, current_hash) = state.store.session_credentials(session).await?;
+    // With the hashing queue full, nothing could be checked: 503 before anything is recorded.
+    if !state.passwords.has_room() {
+        return Err(PasswordError::Busy.into());
+    }
     // A wrong current password counts as a failed login of the user's username.
     let attempt = state
         .throttle
         .begin(&state.store, &username, &address)
         .await?;
-    let internal = |error: crate::auth::PasswordError| ApiError::Internal(error.to_string());
-    let right = state
-        .passwords
-        .verify(&current, &current_hash)
-        .await
-        .map_err(internal)?;
+    // One verification whatever the case: a current password longer than register allows is
+    // never hashed (it cannot be anyone's), but checked against the decoy, and is a failure
+    // like a wrong one.
+    let right = match state.passwords.check(&current, Some(&current_hash)).await {
+        Ok(right) => right,
+        Err(PasswordError::Busy) => {
+            return Err(attempt.withdrawn(PasswordError::Busy.into()).await);
+        }
+        Err(error) => return Err(error.into()),
+    };
     if !right {
         attempt.failed().await?;
         return Err(ApiError::InvalidCredentials);
     }
     attempt.succeeded().await?;
-    let new_hash = state.passwords.hash(&new).await.map_err(internal)?;
+    // The queue may be full now: 503, and the password is unchanged.
+    let new_hash = state.passwords.hash(&new).await?;
     state
         .store
         .change_password(session, &current_hash, &new_hash, now_millis())

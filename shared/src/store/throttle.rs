@@ -282,6 +282,17 @@ impl Store {
         Ok(())
     }
 
+    /// The attempt's password could not be checked (the hashing queue was full): deletes its
+    /// row, as for a throttled attempt, so that it counts neither as a failure nor in flight.
+    pub async fn withdraw_login_attempt(&self, attempt: &PendingLogin) -> Result<(), StoreError> {
+        on_connection!(self, connection => statement("DELETE FROM login_failures WHERE id = ?")
+            .bind(attempt.id)
+            .execute(connection)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
     /// Deletes the rows recorded before `cutoff` (milliseconds since the epoch), settled or
     /// not, which no longer count once the window has passed them; returns how many went. For the periodic
     /// clean-up: throttling is right without it, the table only grows.
