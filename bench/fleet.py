@@ -384,6 +384,11 @@ def summarise(args, functions, load, samples, status_before, status_after, t0, d
         checks.append({"check": "room for all", "ok": not unavailable,
                        "detail": f"max_connections {args.max_connections} > {n} instances + {others} other "
                                  f"connections: {len(unavailable)} 503s"})
+    elif os.environ.get("DATABASE_MAX_IDLE_CONNECTIONS") != "0":
+        # Pools that keep their connection hold it while the instance lives: the instances
+        # refused under load stay refused after the drop. Reported, not a target: the run with
+        # DATABASE_MAX_IDLE_CONNECTIONS=0 is the one that must recover.
+        pass
     else:
         checks.append({"check": "recovery", "ok": bool(unavailable) and not late,
                        "detail": f"{len(after_drop)} 503s answered after the drop, {len(late)} of them "
@@ -407,6 +412,7 @@ def summarise(args, functions, load, samples, status_before, status_after, t0, d
                            "max": ms(max((i.finished - i.delivered for i in unavailable), default=None))},
         "rate": {"load": round(sum(i.phase == "load" for i in invocations) / args.load, 1),
                  "low": round(sum(i.phase == "low" for i in invocations) / args.low, 1)},
+        "after_drop": {"unavailable": len(after_drop), "late": len(late)},
         "status_delta": delta,
         "max_used_connections": [status_before["Max_used_connections"], status_after["Max_used_connections"]],
         "connections_sampled_max": max((s[1] for s in samples), default=None),

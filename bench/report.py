@@ -215,6 +215,9 @@ def main():
               f"{d['max']} ms, 503s max {u['max']} ms (acquire timeout {f['acquire_timeout_s']:g} s)")
         a = f["instances_answering"]
         print(f"  instances that answered only 200: {a['only_200']}, only 503: {a['only_503']}, both: {a['both']}")
+        if "after_drop" in f:
+            print(f"  after the drop: {f['after_drop']['unavailable']} 503s, {f['after_drop']['late']} of them 1 s "
+                  "or more after it")
         print(f"  MariaDB: {f['status_delta']}; sampled at most {f['connections_sampled_max']} connections, "
               f"{f['fleet_connections_sampled_max']} of them the fleet's")
         print("  per second (200/503): " + "  ".join(
