@@ -14,7 +14,9 @@ schema and the Rust tests (which hold template.yaml's functions and routes to th
         database connection, that those the API or a schedule invokes have a reserved
         concurrency, that a rule invokes data-sweep every minute, and that the alarms are
         there (the API's 5xx, each function's errors and throttles, the proxy's pinned and
-        near-limit connections) with AlarmTopicArn, when given, as their action.
+        near-limit connections, a new database's free storage) with AlarmTopicArn, when given,
+        as their action; and that a new database has deletion protection, a final snapshot and
+        (RDS) a storage autoscaling limit.
     check_deploy.py containers         checks Dockerfile, .dockerignore and docker-compose.yml:
         every file COPY'd exists and is in the build context, the build stage has every
         workspace member, the runtime listens on 0.0.0.0 at the published port, and the app
@@ -209,6 +211,8 @@ def resolve(doc):
                 text, variables = (argument, {}) if isinstance(argument, str) else argument
                 text = re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: str(parameters[m.group(1)])
                               if m.group(1) in parameters and m.group(1) not in variables else m.group(0), text)
+                if not variables and "${" not in text:
+                    return text  # only parameters: CloudFormation makes it a plain string
                 return {function: text if not variables else [text, value(variables)]}
         return {k: v for k, v in ((k, value(v)) for k, v in node.items()) if v is not NO_VALUE}
 
@@ -223,7 +227,8 @@ def resolve(doc):
 def check_deployed(name, doc, alarm_topic):
     """What the template must deploy, whatever its parameters select (`doc` is resolved): the
     log format and pool size of every function, the reserved concurrency of every function
-    an event invokes, the sweep's schedule, and the alarms, with `alarm_topic` as their action."""
+    an event invokes, the sweep's schedule, the alarms, with `alarm_topic` as their action,
+    and the database's protection."""
     resources = doc["Resources"]
 
     def of_type(kind):
@@ -276,6 +281,28 @@ def check_deployed(name, doc, alarm_topic):
         need_alarm("pinned proxy connections", "AWS/RDS", "DatabaseConnectionsCurrentlySessionPinned", *dimension)
         need_alarm("the proxy's connections", "AWS/RDS", "DatabaseConnections", *dimension)
         need_alarm("the proxy's connection limit", "AWS/RDS", "MaxDatabaseConnectionsAllowed", *dimension)
+
+    # A new database: deletion protection, a final snapshot, storage autoscaling (RDS) and an
+    # alarm on its free storage (RDS) or each instance's free local storage (Aurora).
+    instances = of_type("AWS::RDS::DBInstance")
+    for logical, resource in {**of_type("AWS::RDS::DBCluster"), **instances}.items():
+        props = resource["Properties"]
+        if "DBClusterIdentifier" in props:  # an Aurora instance: the cluster has them
+            need_alarm(f"{logical}'s free local storage", "AWS/RDS", "FreeLocalStorage",
+                       "DBInstanceIdentifier", {"Ref": logical})
+            continue
+        if str(props.get("DeletionProtection")).lower() != "true":
+            errors.append(f"{name}: {logical} has DeletionProtection {props.get('DeletionProtection')}, not true")
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if resource.get(policy) != "Snapshot":
+                errors.append(f"{name}: {logical} has {policy} {resource.get(policy)}, not Snapshot")
+        if resource["Type"] == "AWS::RDS::DBInstance":
+            allocated, limit = (float(props.get(k, 0)) for k in ("AllocatedStorage", "MaxAllocatedStorage"))
+            if limit < 1.1 * allocated:  # RDS wants the limit 10 % above the storage at least
+                errors.append(f"{name}: {logical} has MaxAllocatedStorage {limit:g}, not 10 % above "
+                              f"AllocatedStorage {allocated:g}: no storage autoscaling")
+            need_alarm(f"{logical}'s free storage", "AWS/RDS", "FreeStorageSpace", "DBInstanceIdentifier", {"Ref": logical})
+
     actions = [alarm_topic] if alarm_topic else None
     for logical, alarm in alarms.items():
         for key in ("AlarmActions", "OKActions"):
