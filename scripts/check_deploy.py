@@ -15,8 +15,9 @@ schema and the Rust tests (which hold template.yaml's functions and routes to th
         concurrency, that a rule invokes data-sweep every minute, and that the alarms are
         there (the API's 5xx, each function's errors and throttles, the proxy's pinned and
         near-limit connections, a new database's free storage) with AlarmTopicArn, when given,
-        as their action; and that a new database has deletion protection, a final snapshot and
-        (RDS) a storage autoscaling limit.
+        as their action; that a new database has deletion protection, a final snapshot and
+        (RDS) a storage autoscaling limit; and that the API logs its requests, with the
+        client's address, as JSON to a log group with a retention.
     check_deploy.py containers         checks Dockerfile, .dockerignore and docker-compose.yml:
         every file COPY'd exists and is in the build context, the build stage has every
         workspace member, the runtime listens on 0.0.0.0 at the published port, and the app
@@ -228,7 +229,7 @@ def check_deployed(name, doc, alarm_topic):
     """What the template must deploy, whatever its parameters select (`doc` is resolved): the
     log format and pool size of every function, the reserved concurrency of every function
     an event invokes, the sweep's schedule, the alarms, with `alarm_topic` as their action,
-    and the database's protection."""
+    the database's protection and the API's access log."""
     resources = doc["Resources"]
 
     def of_type(kind):
@@ -302,6 +303,22 @@ def check_deployed(name, doc, alarm_topic):
                 errors.append(f"{name}: {logical} has MaxAllocatedStorage {limit:g}, not 10 % above "
                               f"AllocatedStorage {allocated:g}: no storage autoscaling")
             need_alarm(f"{logical}'s free storage", "AWS/RDS", "FreeStorageSpace", "DBInstanceIdentifier", {"Ref": logical})
+
+    # The API's access log: JSON with the client's address, to a log group with a retention.
+    access_log = {"requestId": "$context.requestId", "sourceIp": "$context.identity.sourceIp",
+                  "routeKey": "$context.routeKey", "status": "$context.status",
+                  "responseLatency": "$context.responseLatency"}
+    for logical, stage in of_type("AWS::ApiGatewayV2::Stage").items():
+        settings = stage["Properties"].get("AccessLogSettings", {})
+        group = resources.get((settings.get("DestinationArn", {}).get("Fn::GetAtt") or [None])[0], {})
+        if group.get("Type") != "AWS::Logs::LogGroup" or "RetentionInDays" not in group.get("Properties", {}):
+            errors.append(f"{name}: {logical} does not log its requests to a log group of the stack with a retention")
+        try:
+            fields = json.loads(settings.get("Format", ""))
+        except ValueError:
+            fields = None
+        if not isinstance(fields, dict) or {k: fields.get(k) for k in access_log} != access_log:
+            errors.append(f"{name}: {logical}'s access log format is not JSON with {access_log}")
 
     actions = [alarm_topic] if alarm_topic else None
     for logical, alarm in alarms.items():
