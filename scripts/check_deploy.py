@@ -16,8 +16,10 @@ schema and the Rust tests (which hold template.yaml's functions and routes to th
         there (the API's 5xx, each function's errors and throttles, the proxy's pinned and
         near-limit connections, a new database's free storage) with AlarmTopicArn, when given,
         as their action; that a new database has deletion protection, a final snapshot and
-        (RDS) a storage autoscaling limit; and that the API logs its requests, with the
-        client's address, as JSON to a log group with a retention.
+        (RDS) a storage autoscaling limit; that the API logs its requests, with the client's
+        address, as JSON to a log group with a retention; and that every security group has
+        explicit egress rules (no allow-all), each to the database's port or 443, to anywhere
+        only where the template cannot name the destination.
     check_deploy.py containers         checks Dockerfile, .dockerignore and docker-compose.yml:
         every file COPY'd exists and is in the build context, the build stage has every
         workspace member, the runtime listens on 0.0.0.0 at the published port, and the app
@@ -131,7 +133,9 @@ def template(out_dir):
         files.append(out_dir / f"{path.stem}.transformed.json")
         files[-1].write_text(json.dumps(translated, indent=1))
         deployed = resolve(translated)
-        check_deployed(path.name, deployed, translated["Parameters"]["AlarmTopicArn"].get("Default", ""))
+        parameters = translated["Parameters"]
+        check_deployed(path.name, deployed, parameters["AlarmTopicArn"].get("Default", ""),
+                       str(parameters["ExistingDatabasePort"]["Default"]))
         files.append(out_dir / f"{path.stem}.deployed.json")
         files[-1].write_text(json.dumps(deployed, indent=1))
 
@@ -225,11 +229,11 @@ def resolve(doc):
     return result
 
 
-def check_deployed(name, doc, alarm_topic):
+def check_deployed(name, doc, alarm_topic, existing_database_port):
     """What the template must deploy, whatever its parameters select (`doc` is resolved): the
     log format and pool size of every function, the reserved concurrency of every function
     an event invokes, the sweep's schedule, the alarms, with `alarm_topic` as their action,
-    the database's protection and the API's access log."""
+    the database's protection, the API's access log and the security groups' egress."""
     resources = doc["Resources"]
 
     def of_type(kind):
@@ -319,6 +323,41 @@ def check_deployed(name, doc, alarm_topic):
             fields = None
         if not isinstance(fields, dict) or {k: fields.get(k) for k in access_log} != access_log:
             errors.append(f"{name}: {logical}'s access log format is not JSON with {access_log}")
+
+    # Security groups: explicit egress (a group without any gets allow-all), each rule to one
+    # TCP port, the database's or HTTPS's; to anywhere only where the destination is unknown.
+    groups = of_type("AWS::EC2::SecurityGroup")
+    egress = {g: [("inline", r) for r in groups[g]["Properties"].get("SecurityGroupEgress", [])] for g in groups}
+    for logical, rule in of_type("AWS::EC2::SecurityGroupEgress").items():
+        egress.setdefault(rule["Properties"]["GroupId"].get("Ref"), []).append((logical, rule["Properties"]))
+    users = {}  # the functions of each group
+    for function, resource in functions.items():
+        for group in resource["Properties"].get("VpcConfig", {}).get("SecurityGroupIds", []):
+            users.setdefault(group.get("Ref"), set()).add(function)
+    migrator = {f for f, r in functions.items() if r.get("Metadata", {}).get("BuildProperties", {}).get("Binary") == "db-migrate"}
+    creates_vpc, creates_database = bool(of_type("AWS::EC2::VPC")), bool(of_type("AWS::RDS::DBSubnetGroup"))
+    database_ports = {"3306", existing_database_port}  # a new database's or the proxy's, an existing one's
+    for group in groups:
+        if not groups[group]["Properties"].get("SecurityGroupEgress"):
+            errors.append(f"{name}: {group} has no SecurityGroupEgress of its own, so allow-all egress")
+    for group, rules in egress.items():
+        for where, rule in rules:
+            what = f"{name}: {group}'s egress rule {rule.get('Description')!r} ({where})"
+            if rule.get("IpProtocol") == "icmp" and rule.get("CidrIp") == "127.0.0.1/32":
+                continue  # the rule that matches nothing: no egress at all
+            port = str(rule.get("FromPort"))
+            if rule.get("IpProtocol") != "tcp" or port != str(rule.get("ToPort")) or port not in database_ports | {"443"}:
+                errors.append(f"{what} is not to one TCP port, the database's or 443")
+            if "CidrIpv6" in rule or "DestinationPrefixListId" in rule:
+                errors.append(f"{what} names an IPv6 range or a prefix list, which nothing here needs")
+            if rule.get("CidrIp") == "0.0.0.0/0":
+                if port == "443" and creates_vpc and not users.get(group, set()) <= migrator:
+                    errors.append(f"{what} lets {sorted(users.get(group, []))} reach any address on 443 "
+                                  "in a VPC whose Secrets Manager endpoint has a group to name")
+                if port != "443" and creates_database:
+                    errors.append(f"{what} opens the database's port to any address; name its group")
+            elif rule.get("CidrIp") is not None:
+                errors.append(f"{what} names the address range {rule.get('CidrIp')}; name a group")
 
     actions = [alarm_topic] if alarm_topic else None
     for logical, alarm in alarms.items():
