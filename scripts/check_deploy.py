@@ -21,8 +21,8 @@ schema and the Rust tests (which hold template.yaml's functions and routes to th
         explicit egress rules (no allow-all), each to the database's port or 443, to anywhere
         only where the template cannot name the destination.
     check_deploy.py containers         checks Dockerfile, .dockerignore and docker-compose.yml:
-        every file COPY'd exists and is in the build context, the build stage has every
-        workspace member, the runtime listens on 0.0.0.0 at the published port, and the app
+        every base image is pinned by a version tag and its digest, every file COPY'd exists
+        and is in the build context, the build stage has every workspace member, the runtime listens on 0.0.0.0 at the published port, and the app
         service's variables are read by the adapter, its JWT key is long enough, and its
         DATABASE_URL reaches a healthy database service with that service's credentials.
 """
@@ -389,8 +389,18 @@ def containers():
     text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
     lines = [line.split(None, 1) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     stages = []  # the instructions of each stage
+    names = set()  # the stages' names (AS name), which a later FROM may build on
     for instruction, *rest in lines:
         if instruction.upper() == "FROM":
+            words = [w for w in (rest[0] if rest else "").split() if not w.startswith("--")]
+            image = words[0] if words else ""
+            # An image from a registry: a version tag and the digest of its content.
+            if image.lower() not in names and not re.fullmatch(r"[^@:\s]+(:[^@:\s]+)+@sha256:[0-9a-f]{64}", image):
+                errors.append(f"Dockerfile: FROM {image} is not pinned as IMAGE:TAG@sha256:DIGEST")
+            elif image.lower() not in names and not re.search(r"\d+\.\d+|\d{8}", image.split("@")[0].rsplit(":", 1)[-1]):
+                errors.append(f"Dockerfile: FROM {image}: the tag names no version (1.95.0, a date), so it documents no digest")
+            if len(words) >= 3 and words[1].upper() == "AS":
+                names.add(words[2].lower())
             stages.append([])
         elif stages:
             stages[-1].append((instruction.upper(), rest[0] if rest else ""))
