@@ -351,9 +351,9 @@ def check_deployed(name, doc, alarm_topic, existing_database_port):
             if "CidrIpv6" in rule or "DestinationPrefixListId" in rule:
                 errors.append(f"{what} names an IPv6 range or a prefix list, which nothing here needs")
             if rule.get("CidrIp") == "0.0.0.0/0":
-                if port == "443" and creates_vpc and not users.get(group, set()) <= migrator:
-                    errors.append(f"{what} lets {sorted(users.get(group, []))} reach any address on 443 "
-                                  "in a VPC whose Secrets Manager endpoint has a group to name")
+                if port == "443" and creates_vpc and not (users.get(group) and users[group] <= migrator):
+                    errors.append(f"{what} reaches any address on 443 in the stack's VPC, where only "
+                                  "db-migrate's own group needs to (S3); name the endpoint's group")
                 if port != "443" and creates_database:
                     errors.append(f"{what} opens the database's port to any address; name its group")
             elif rule.get("CidrIp") is not None:
