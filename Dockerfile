@@ -7,8 +7,22 @@
 #
 # Checked without a Docker engine by `scripts/ci.sh containers` (hadolint, scripts/check_deploy.py).
 
+# Base images are pinned by version tag and digest (`scripts/check_deploy.py containers` refuses
+# a FROM without both): the digest fixes the bytes, the tag says what they are. Docker Hub could
+# not be reached when these were pinned, so the digests were NOT read from the registry: each is
+# the one that several independent public repositories pin to the same tag (Dockerfiles, and a
+# BuildKit log resolving rust:1.95-bookworm to it, so a tag's multi-platform index digest). Check
+# them, and update, with
+#
+#   docker buildx imagetools inspect rust:1.95.0-bookworm            # its "Digest:" line
+#   docker buildx imagetools inspect debian:bookworm-YYYYMMDD-slim   # the newest dated tag
+#
+# and replace tag and digest together. The builder's Rust must be at least the workspace's
+# rust-version (Cargo.toml); the runtime must be the builder's Debian release (bookworm), whose
+# glibc the binary links against.
+
 # --- build ---------------------------------------------------------------------------------
-FROM rust:1-bookworm AS builder
+FROM rust:1.95.0-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1 AS builder
 WORKDIR /build
 
 # Every workspace member must be present for cargo to load the workspace (shared/,
@@ -30,7 +44,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     && install -D -m 0755 target/release/kv-server /out/kv-server
 
 # --- runtime -------------------------------------------------------------------------------
-FROM debian:bookworm-slim AS runtime
+FROM debian:bookworm-20260713-slim@sha256:7b140f374b289a7c2befc338f42ebe6441b7ea838a042bbd5acbfca6ec875818 AS runtime
 
 # Debian's package versions move with security updates; pinning them would break the build.
 # hadolint ignore=DL3008

@@ -14,10 +14,15 @@ schema and the Rust tests (which hold template.yaml's functions and routes to th
         database connection, that those the API or a schedule invokes have a reserved
         concurrency, that a rule invokes data-sweep every minute, and that the alarms are
         there (the API's 5xx, each function's errors and throttles, the proxy's pinned and
-        near-limit connections) with AlarmTopicArn, when given, as their action.
+        near-limit connections, a new database's free storage) with AlarmTopicArn, when given,
+        as their action; that a new database has deletion protection, a final snapshot and
+        (RDS) a storage autoscaling limit; that the API logs its requests, with the client's
+        address, as JSON to a log group with a retention; and that every security group has
+        explicit egress rules (no allow-all), each to the database's port or 443, to anywhere
+        only where the template cannot name the destination.
     check_deploy.py containers         checks Dockerfile, .dockerignore and docker-compose.yml:
-        every file COPY'd exists and is in the build context, the build stage has every
-        workspace member, the runtime listens on 0.0.0.0 at the published port, and the app
+        every base image is pinned by a version tag and its digest, every file COPY'd exists
+        and is in the build context, the build stage has every workspace member, the runtime listens on 0.0.0.0 at the published port, and the app
         service's variables are read by the adapter, its JWT key is long enough, and its
         DATABASE_URL reaches a healthy database service with that service's credentials.
 """
@@ -128,7 +133,9 @@ def template(out_dir):
         files.append(out_dir / f"{path.stem}.transformed.json")
         files[-1].write_text(json.dumps(translated, indent=1))
         deployed = resolve(translated)
-        check_deployed(path.name, deployed, translated["Parameters"]["AlarmTopicArn"].get("Default", ""))
+        parameters = translated["Parameters"]
+        check_deployed(path.name, deployed, parameters["AlarmTopicArn"].get("Default", ""),
+                       str(parameters["ExistingDatabasePort"]["Default"]))
         files.append(out_dir / f"{path.stem}.deployed.json")
         files[-1].write_text(json.dumps(deployed, indent=1))
 
@@ -209,6 +216,8 @@ def resolve(doc):
                 text, variables = (argument, {}) if isinstance(argument, str) else argument
                 text = re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: str(parameters[m.group(1)])
                               if m.group(1) in parameters and m.group(1) not in variables else m.group(0), text)
+                if not variables and "${" not in text:
+                    return text  # only parameters: CloudFormation makes it a plain string
                 return {function: text if not variables else [text, value(variables)]}
         return {k: v for k, v in ((k, value(v)) for k, v in node.items()) if v is not NO_VALUE}
 
@@ -220,10 +229,11 @@ def resolve(doc):
     return result
 
 
-def check_deployed(name, doc, alarm_topic):
+def check_deployed(name, doc, alarm_topic, existing_database_port):
     """What the template must deploy, whatever its parameters select (`doc` is resolved): the
     log format and pool size of every function, the reserved concurrency of every function
-    an event invokes, the sweep's schedule, and the alarms, with `alarm_topic` as their action."""
+    an event invokes, the sweep's schedule, the alarms, with `alarm_topic` as their action,
+    the database's protection, the API's access log and the security groups' egress."""
     resources = doc["Resources"]
 
     def of_type(kind):
@@ -276,6 +286,79 @@ def check_deployed(name, doc, alarm_topic):
         need_alarm("pinned proxy connections", "AWS/RDS", "DatabaseConnectionsCurrentlySessionPinned", *dimension)
         need_alarm("the proxy's connections", "AWS/RDS", "DatabaseConnections", *dimension)
         need_alarm("the proxy's connection limit", "AWS/RDS", "MaxDatabaseConnectionsAllowed", *dimension)
+
+    # A new database: deletion protection, a final snapshot, storage autoscaling (RDS) and an
+    # alarm on its free storage (RDS) or each instance's free local storage (Aurora).
+    instances = of_type("AWS::RDS::DBInstance")
+    for logical, resource in {**of_type("AWS::RDS::DBCluster"), **instances}.items():
+        props = resource["Properties"]
+        if "DBClusterIdentifier" in props:  # an Aurora instance: the cluster has them
+            need_alarm(f"{logical}'s free local storage", "AWS/RDS", "FreeLocalStorage",
+                       "DBInstanceIdentifier", {"Ref": logical})
+            continue
+        if str(props.get("DeletionProtection")).lower() != "true":
+            errors.append(f"{name}: {logical} has DeletionProtection {props.get('DeletionProtection')}, not true")
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if resource.get(policy) != "Snapshot":
+                errors.append(f"{name}: {logical} has {policy} {resource.get(policy)}, not Snapshot")
+        if resource["Type"] == "AWS::RDS::DBInstance":
+            allocated, limit = (float(props.get(k, 0)) for k in ("AllocatedStorage", "MaxAllocatedStorage"))
+            if limit < 1.1 * allocated:  # RDS wants the limit 10 % above the storage at least
+                errors.append(f"{name}: {logical} has MaxAllocatedStorage {limit:g}, not 10 % above "
+                              f"AllocatedStorage {allocated:g}: no storage autoscaling")
+            need_alarm(f"{logical}'s free storage", "AWS/RDS", "FreeStorageSpace", "DBInstanceIdentifier", {"Ref": logical})
+
+    # The API's access log: JSON with the client's address, to a log group with a retention.
+    access_log = {"requestId": "$context.requestId", "sourceIp": "$context.identity.sourceIp",
+                  "routeKey": "$context.routeKey", "status": "$context.status",
+                  "responseLatency": "$context.responseLatency"}
+    for logical, stage in of_type("AWS::ApiGatewayV2::Stage").items():
+        settings = stage["Properties"].get("AccessLogSettings", {})
+        group = resources.get((settings.get("DestinationArn", {}).get("Fn::GetAtt") or [None])[0], {})
+        if group.get("Type") != "AWS::Logs::LogGroup" or "RetentionInDays" not in group.get("Properties", {}):
+            errors.append(f"{name}: {logical} does not log its requests to a log group of the stack with a retention")
+        try:
+            fields = json.loads(settings.get("Format", ""))
+        except ValueError:
+            fields = None
+        if not isinstance(fields, dict) or {k: fields.get(k) for k in access_log} != access_log:
+            errors.append(f"{name}: {logical}'s access log format is not JSON with {access_log}")
+
+    # Security groups: explicit egress (a group without any gets allow-all), each rule to one
+    # TCP port, the database's or HTTPS's; to anywhere only where the destination is unknown.
+    groups = of_type("AWS::EC2::SecurityGroup")
+    egress = {g: [("inline", r) for r in groups[g]["Properties"].get("SecurityGroupEgress", [])] for g in groups}
+    for logical, rule in of_type("AWS::EC2::SecurityGroupEgress").items():
+        egress.setdefault(rule["Properties"]["GroupId"].get("Ref"), []).append((logical, rule["Properties"]))
+    users = {}  # the functions of each group
+    for function, resource in functions.items():
+        for group in resource["Properties"].get("VpcConfig", {}).get("SecurityGroupIds", []):
+            users.setdefault(group.get("Ref"), set()).add(function)
+    migrator = {f for f, r in functions.items() if r.get("Metadata", {}).get("BuildProperties", {}).get("Binary") == "db-migrate"}
+    creates_vpc, creates_database = bool(of_type("AWS::EC2::VPC")), bool(of_type("AWS::RDS::DBSubnetGroup"))
+    database_ports = {"3306", existing_database_port}  # a new database's or the proxy's, an existing one's
+    for group in groups:
+        if not groups[group]["Properties"].get("SecurityGroupEgress"):
+            errors.append(f"{name}: {group} has no SecurityGroupEgress of its own, so allow-all egress")
+    for group, rules in egress.items():
+        for where, rule in rules:
+            what = f"{name}: {group}'s egress rule {rule.get('Description')!r} ({where})"
+            if rule.get("IpProtocol") == "icmp" and rule.get("CidrIp") == "127.0.0.1/32":
+                continue  # the rule that matches nothing: no egress at all
+            port = str(rule.get("FromPort"))
+            if rule.get("IpProtocol") != "tcp" or port != str(rule.get("ToPort")) or port not in database_ports | {"443"}:
+                errors.append(f"{what} is not to one TCP port, the database's or 443")
+            if "CidrIpv6" in rule or "DestinationPrefixListId" in rule:
+                errors.append(f"{what} names an IPv6 range or a prefix list, which nothing here needs")
+            if rule.get("CidrIp") == "0.0.0.0/0":
+                if port == "443" and creates_vpc and not (users.get(group) and users[group] <= migrator):
+                    errors.append(f"{what} reaches any address on 443 in the stack's VPC, where only "
+                                  "db-migrate's own group needs to (S3); name the endpoint's group")
+                if port != "443" and creates_database:
+                    errors.append(f"{what} opens the database's port to any address; name its group")
+            elif rule.get("CidrIp") is not None:
+                errors.append(f"{what} names the address range {rule.get('CidrIp')}; name a group")
+
     actions = [alarm_topic] if alarm_topic else None
     for logical, alarm in alarms.items():
         for key in ("AlarmActions", "OKActions"):
@@ -306,8 +389,18 @@ def containers():
     text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
     lines = [line.split(None, 1) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     stages = []  # the instructions of each stage
+    names = set()  # the stages' names (AS name), which a later FROM may build on
     for instruction, *rest in lines:
         if instruction.upper() == "FROM":
+            words = [w for w in (rest[0] if rest else "").split() if not w.startswith("--")]
+            image = words[0] if words else ""
+            # An image from a registry: a version tag and the digest of its content.
+            if image.lower() not in names and not re.fullmatch(r"[^@:\s]+(:[^@:\s]+)+@sha256:[0-9a-f]{64}", image):
+                errors.append(f"Dockerfile: FROM {image} is not pinned as IMAGE:TAG@sha256:DIGEST")
+            elif image.lower() not in names and not re.search(r"\d+\.\d+|\d{8}", image.split("@")[0].rsplit(":", 1)[-1]):
+                errors.append(f"Dockerfile: FROM {image}: the tag names no version (1.95.0, a date), so it documents no digest")
+            if len(words) >= 3 and words[1].upper() == "AS":
+                names.add(words[2].lower())
             stages.append([])
         elif stages:
             stages[-1].append((instruction.upper(), rest[0] if rest else ""))

@@ -22,7 +22,7 @@
 #             data-sweep, given the EventBridge fixture, deletes an expired entry; a password
 #             change ends every session.
 #
-# Tools come from PyPI (pinned in scripts/requirements-ci.txt) into target/venv-ci; MariaDB is
+# Tools come from PyPI (the hashed lock scripts/requirements-ci.txt) into target/venv-ci; MariaDB is
 # scripts/mariadb.sh's (KV_TEST_MYSQL_URL names another server). Work files: target/ci/.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh

@@ -25,19 +25,27 @@ apt_install() {
         --no-install-recommends "$@" >&2
 }
 
-# py_tools VENV PACKAGE...: installs PyPI packages, at the versions pinned in
-# scripts/requirements-ci.txt, into target/venv-VENV (once per pin set), and puts it first on PATH.
+# py_tools VENV PACKAGE...: installs the lock scripts/requirements-VENV.txt (pip-compile's,
+# from scripts/requirements-VENV.in: every package at one version, with the hashes of its
+# files) into target/venv-VENV with --require-hashes, once per version of the lock, and puts the
+# venv first on PATH. A lock that changed gets a fresh venv, so that it holds exactly the lock.
+# PACKAGE...: what the caller needs, each of which the lock must pin.
 py_tools() {
-    local venv="$REPO_ROOT/target/venv-$1" pins="$REPO_ROOT/scripts/requirements-ci.txt"
+    local venv="$REPO_ROOT/target/venv-$1" lock="$REPO_ROOT/scripts/requirements-$1.txt"
     shift
-    local stamp
-    stamp="$venv/.installed-$(cat "$pins" - <<<"$*" | cksum | cut -d' ' -f1)"
+    [[ -f "$lock" ]] || die "no lock $lock for the venv: see scripts/requirements-ci.in"
+    local package stamp
+    for package in "$@"; do
+        package="${package%%[*}"
+        grep -qiE "^${package//[-_.]/[-_.]}==" "$lock" || die "$lock does not pin $package"
+    done
+    stamp="$venv/.installed-$(cksum <"$lock" | cut -d' ' -f1)"
     if [[ ! -f "$stamp" ]]; then
-        log "installing $* into $venv"
+        log "installing $lock into $venv"
         command -v python3 >/dev/null || apt_install python3 python3-venv
-        python3 -m venv "$venv" >&2 || { apt_install python3-venv && python3 -m venv "$venv" >&2; }
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c "$pins" "$@" >&2 ||
-            die "pip could not install $*"
+        python3 -m venv --clear "$venv" >&2 || { apt_install python3-venv && python3 -m venv --clear "$venv" >&2; }
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+            --only-binary :all: -r "$lock" >&2 || die "pip could not install $lock"
         touch "$stamp"
     fi
     export PATH="$venv/bin:$PATH"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Private AWS Secrets Manager emulator (moto) for tests/secrets.rs:
 #
-#   scripts/moto.sh start    install moto (pinned in scripts/requirements-ci.txt) into
+#   scripts/moto.sh start    install moto (the hashed lock scripts/requirements-moto.txt) into
 #                            target/venv-moto if needed, start or reuse the server, print its URL
 #   scripts/moto.sh stop     shut it down (its secrets live in memory and are forgotten)
 #   scripts/moto.sh status   exit 0 if it is up
