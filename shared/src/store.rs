@@ -39,6 +39,7 @@ macro_rules! on_connection {
 
 #[macro_use]
 mod write;
+mod app_user;
 mod credentials;
 mod entries;
 mod pool;
@@ -48,6 +49,7 @@ mod throttle;
 
 use statement::statement;
 
+pub use app_user::{APP_USER_PRIVILEGES, AppUser};
 pub use credentials::{CredentialSource, MIN_REREAD_INTERVAL};
 pub use entries::{ExpiryChange, ListedEntry, Quota, millis_after, now_millis};
 pub use sessions::{RefreshOutcome, Session};
