@@ -127,3 +127,108 @@ impl CredentialRefresh {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+    use std::sync::atomic::AtomicUsize;
+
+    use sqlx::mysql::MySqlConnectOptions;
+
+    use super::*;
+    use crate::store::{PoolSettings, Store, StoreError};
+
+    /// Gives `options`, counting the reads.
+    #[derive(Debug)]
+    struct Counted {
+        options: MySqlConnectOptions,
+        reads: AtomicUsize,
+    }
+
+    impl CredentialSource for Counted {
+        fn connect_options(
+            &self,
+        ) -> Pin<Box<dyn Future<Output = Result<ConnectOptions, String>> + Send + '_>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                // Slow enough that the other requests of a storm wait for this read.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(ConnectOptions::MySql(self.options.clone()))
+            })
+        }
+    }
+
+    /// A store of `connections` connecting to the test server with a wrong password, whose
+    /// credentials are read again from a source giving `then` (`None`: the right ones).
+    fn refused_store(
+        server: &str,
+        connections: u32,
+        then: Option<&str>,
+        min_interval: Duration,
+    ) -> (Store, Arc<Counted>) {
+        let right = MySqlConnectOptions::from_str(server).unwrap();
+        let source = Arc::new(Counted {
+            options: match then {
+                Some(password) => right.clone().password(password),
+                None => right.clone(),
+            },
+            reads: AtomicUsize::new(0),
+        });
+        let store = Store::connect_lazy(
+            ConnectOptions::MySql(right.password("not-the-password")),
+            &PoolSettings {
+                max_connections: connections,
+                acquire_timeout: Duration::from_secs(10),
+            },
+        )
+        .refreshing_credentials(source.clone(), min_interval);
+        (store, source)
+    }
+
+    /// Concurrent refusals read the credentials once, and every request then gets through.
+    /// The test server of `scripts/test.sh`; required under CI.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_storm_of_refusals_reads_the_credentials_once() {
+        let Some(server) = test_support::mysql_server_url("store::credentials::a_storm") else {
+            return;
+        };
+        let (store, source) = refused_store(&server, 4, None, MIN_REREAD_INTERVAL);
+        let pings = (0..8).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.ping().await })
+        });
+        for ping in pings {
+            ping.await
+                .unwrap()
+                .expect("the credentials read again work");
+        }
+        assert_eq!(source.reads.load(Ordering::SeqCst), 1);
+        store.close().await;
+    }
+
+    /// Credentials that are still refused answer "unavailable" (503), and are not read again
+    /// within the interval; after it, they are.
+    #[tokio::test]
+    async fn still_refused_credentials_are_unavailable_and_read_at_most_once_an_interval() {
+        let Some(server) = test_support::mysql_server_url("store::credentials::still_refused")
+        else {
+            return;
+        };
+        let (store, source) =
+            refused_store(&server, 1, Some("still-wrong"), Duration::from_secs(60));
+        for _ in 0..3 {
+            let refused = store.ping().await;
+            assert!(
+                matches!(&refused, Err(StoreError::Unavailable(error)) if super::super::is_access_denied(error)),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(source.reads.load(Ordering::SeqCst), 1);
+
+        let (store, source) = refused_store(&server, 1, Some("still-wrong"), Duration::ZERO);
+        for _ in 0..2 {
+            assert!(store.ping().await.is_err());
+        }
+        assert_eq!(source.reads.load(Ordering::SeqCst), 2);
+    }
+}
