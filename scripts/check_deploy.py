@@ -46,8 +46,8 @@ errors = []
 
 def read_variables():
     """Environment variables the code reads: `get("NAME")`, `env::var("NAME")`, ...,
-    in src/ and shared/src/, plus RUST_LOG (tracing's filter)."""
-    text = "".join(p.read_text() for top in ("src", "shared/src") for p in (REPO / top).rglob("*.rs"))
+    in src/, shared/src/ and functions/src/, plus RUST_LOG (tracing's filter)."""
+    text = "".join(p.read_text() for top in ("src", "shared/src", "functions/src") for p in (REPO / top).rglob("*.rs"))
     names = set(re.findall(r'(?:\bget|env::var(?:_os)?|\blookup)\(\s*"([A-Z][A-Z0-9_]*)"', text))
     names |= set(re.findall(r'\bparse\(\s*&?get\s*,\s*"([A-Z][A-Z0-9_]*)"', text))
     assert {"DATABASE_URL", "JWT_SECRET"} <= names, f"update read_variables(): found only {names}"

@@ -11,7 +11,8 @@
 # 127.0.0.1:${KV_TEST_MYSQL_PORT:-33061} only. User kv (password kv-test-password, a local test
 # fixture) has every privilege: each test creates and drops its own database. A database `kv`
 # is there for manual use. Durability settings stay at MariaDB's defaults, so that the fault
-# tests can kill the server and find acknowledged writes.
+# tests can kill the server and find acknowledged writes. With KV_MARIADB_SSL_DIR (tests/api/tls.rs)
+# the server speaks TLS with that directory's ca.pem, server-cert.pem and server-key.pem.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -55,12 +56,17 @@ start() {
         fi
         mkdir -p "$BASE_DIR/tmp"
         rm -f "$PID_FILE"
+        local -a tls=()
+        if [[ -n "${KV_MARIADB_SSL_DIR:-}" ]]; then
+            tls=(--ssl-ca="$KV_MARIADB_SSL_DIR/ca.pem" --ssl-cert="$KV_MARIADB_SSL_DIR/server-cert.pem"
+                --ssl-key="$KV_MARIADB_SSL_DIR/server-key.pem")
+        fi
         # utf8mb4: what Debian's /etc/mysql configuration sets, which --no-defaults skips.
         # --user: mariadbd refuses to run as root without it.
         launch "mariadbd on 127.0.0.1:$PORT" "$LOG_FILE" mariadbd --no-defaults --datadir="$DATA_DIR" \
             --tmpdir="$BASE_DIR/tmp" --socket="$SOCKET" --pid-file="$PID_FILE" --log-error="$LOG_FILE" \
             --port="$PORT" --bind-address=127.0.0.1 --skip-name-resolve --max-connections=500 \
-            --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci --user="$(whoami)" ||
+            --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci --user="$(whoami)" "${tls[@]}" ||
             die "could not start MariaDB on 127.0.0.1:$PORT"
         log "MariaDB $(sql -e 'SELECT VERSION()') is up on 127.0.0.1:$PORT"
     fi

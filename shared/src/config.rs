@@ -19,19 +19,24 @@
 //! | `LOGIN_MAX_FAILURES_PER_ADDRESS` | failed logins from one client address within the window that throttle it | 100 |
 //! | `LOGIN_WINDOW_SECONDS` | how long a failed login counts | 900 |
 //! | `PASSWORD_QUEUE_MAX` | most hashes (logins, registrations, password changes) that may wait for a hashing worker; past it they answer 503 | 32 per worker (one worker per core) |
-//! | `DATABASE_SECRET_ARN` | Lambda: secret with `username` and `password` (RDS's format) | |
+//! | `DATABASE_SECRET_ARN` | Lambda: secret with `username` and `password` (RDS's format); read again when MySQL refuses them (a rotation) | |
 //! | `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME` | Lambda: where the database is, with that secret | port 3306, database `kv` |
+//! | `DATABASE_SSL_CA` | MySQL: PEM file of the CAs that may sign the server's certificate, besides the public roots | |
+//! | `DATABASE_SSL_MODE` | MySQL: `disabled`, `preferred`, `required`, `verify_ca` or `verify_identity` | `verify_identity` with the secret or `DATABASE_SSL_CA`, else the URL's `ssl-mode` |
 //!
 //! On Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) the local-development JWT key is refused, wherever
 //! it stands in the list: the function does not start without real keys.
 
+use std::collections::HashMap;
 use std::env;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
 use crate::auth::LoginThrottle;
-use crate::store::{ConnectOptions, PoolSettings, Quota};
+use crate::store::{ConnectOptions, CredentialSource, PoolSettings, Quota};
 
 /// The JWT key used when none is configured. Local development only: anyone can read it here.
 pub const LOCAL_DEVELOPMENT_JWT_SECRET: &str =
@@ -57,6 +62,8 @@ pub enum Runtime {
 pub struct Config {
     pub database: ConnectOptions,
     pub pool: PoolSettings,
+    /// Where `database`'s credentials came from, to be read again when MySQL refuses them.
+    pub database_secret: Option<DatabaseSecret>,
     /// The HMAC keys of access tokens, never empty, none empty: the first signs, every one
     /// verifies the tokens that name it (see [`crate::auth::Tokens`]).
     pub jwt_keys: Vec<Vec<u8>>,
@@ -81,6 +88,8 @@ pub struct Config {
 pub struct DatabaseConfig {
     pub database: ConnectOptions,
     pub pool: PoolSettings,
+    /// Where `database`'s credentials came from, to be read again when MySQL refuses them.
+    pub database_secret: Option<DatabaseSecret>,
 }
 
 impl std::fmt::Debug for Config {
@@ -170,11 +179,15 @@ impl Config {
             });
         }
 
-        let DatabaseConfig { database, pool } =
-            DatabaseConfig::from_sources(runtime, lookup, secrets).await?;
+        let DatabaseConfig {
+            database,
+            pool,
+            database_secret,
+        } = DatabaseConfig::from_sources(runtime, lookup, secrets).await?;
         Ok(Config {
             database,
             pool,
+            database_secret,
             jwt_keys,
             token_lifetime: Duration::from_secs(parse(&get, "TOKEN_LIFETIME_SECONDS", 3600)?),
             refresh_lifetime: Duration::from_secs(parse(
@@ -214,14 +227,35 @@ impl DatabaseConfig {
         secrets: Option<&SecretsClient>,
     ) -> Result<DatabaseConfig, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let database = match get("DATABASE_SECRET_ARN") {
-            Some(arn) => mysql_from_secret(&fetch(secrets, &arn).await?, &arn, &get)?,
+        let tls = DatabaseTls::from_sources(&get)?;
+        let (database, database_secret) = match get("DATABASE_SECRET_ARN") {
+            Some(arn) => {
+                let Some(client) = secrets else {
+                    return Err(fetch(None, &arn).await.unwrap_err());
+                };
+                let source = DatabaseSecret {
+                    arn,
+                    client: client.clone(),
+                    settings: DATABASE_SECRET_SETTINGS
+                        .iter()
+                        .filter_map(|&name| Some((name, get(name)?)))
+                        .collect(),
+                    tls,
+                };
+                (source.read().await?, Some(source))
+            }
             None => {
                 let url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-                ConnectOptions::from_url(&url).map_err(|error| ConfigError::Invalid {
-                    name: "DATABASE_URL",
-                    reason: error.to_string(),
-                })?
+                let options =
+                    ConnectOptions::from_url(&url).map_err(|error| ConfigError::Invalid {
+                        name: "DATABASE_URL",
+                        reason: error.to_string(),
+                    })?;
+                let options = match options {
+                    ConnectOptions::MySql(mysql) => ConnectOptions::MySql(tls.apply(mysql, None)),
+                    sqlite => sqlite,
+                };
+                (options, None)
             }
         };
         let default_connections = match runtime {
@@ -242,6 +276,7 @@ impl DatabaseConfig {
         };
         Ok(DatabaseConfig {
             database,
+            database_secret,
             pool: PoolSettings {
                 max_connections,
                 max_idle_connections,
@@ -321,12 +356,116 @@ fn parse<T: std::str::FromStr<Err: std::fmt::Display> + PartialOrd + Default>(
     }
 }
 
+/// The variables that complete a database secret ([`mysql_from_secret`]), kept to read it again.
+const DATABASE_SECRET_SETTINGS: [&str; 3] = ["DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME"];
+
+/// How connections to MySQL use TLS: `DATABASE_SSL_MODE` and `DATABASE_SSL_CA`.
+#[derive(Debug, Clone, Default)]
+struct DatabaseTls {
+    mode: Option<MySqlSslMode>,
+    ca: Option<String>,
+}
+
+impl DatabaseTls {
+    fn from_sources(get: &dyn Fn(&str) -> Option<String>) -> Result<DatabaseTls, ConfigError> {
+        let mode = match get("DATABASE_SSL_MODE") {
+            None => None,
+            Some(text) => Some(
+                text.trim()
+                    .replace('-', "_")
+                    .parse::<MySqlSslMode>()
+                    .map_err(|_| ConfigError::Invalid {
+                        name: "DATABASE_SSL_MODE",
+                        reason: format!(
+                            "{text:?} is none of disabled, preferred, required, verify_ca, \
+                         verify_identity"
+                        ),
+                    })?,
+            ),
+        };
+        let ca = get("DATABASE_SSL_CA").map(|path| path.trim().to_owned());
+        if let Some(path) = &ca {
+            // Read at every connection: a missing file would fail them all, so refuse it now.
+            let pem = std::fs::read(path).map_err(|error| ConfigError::Invalid {
+                name: "DATABASE_SSL_CA",
+                reason: format!("cannot read {path}: {error}"),
+            })?;
+            if !pem
+                .windows(b"-----BEGIN CERTIFICATE-----".len())
+                .any(|window| window == b"-----BEGIN CERTIFICATE-----")
+            {
+                return Err(ConfigError::Invalid {
+                    name: "DATABASE_SSL_CA",
+                    reason: format!("{path} holds no PEM certificate"),
+                });
+            }
+        }
+        if ca.is_some() && matches!(mode, Some(MySqlSslMode::Disabled)) {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_SSL_MODE",
+                reason: "disabled, yet DATABASE_SSL_CA is set".into(),
+            });
+        }
+        Ok(DatabaseTls { mode, ca })
+    }
+
+    /// `options` with this TLS configuration: `DATABASE_SSL_MODE` if set, else
+    /// `verify_identity` when a CA is given or `default` says so, else the options' own mode
+    /// (a URL's `ssl-mode`).
+    fn apply(
+        &self,
+        mut options: MySqlConnectOptions,
+        default: Option<MySqlSslMode>,
+    ) -> MySqlConnectOptions {
+        let verify_by_default = self.ca.is_some().then_some(MySqlSslMode::VerifyIdentity);
+        if let Some(mode) = self.mode.or(verify_by_default).or(default) {
+            options = options.ssl_mode(mode);
+        }
+        if let Some(ca) = &self.ca {
+            options = options.ssl_ca(ca);
+        }
+        options
+    }
+}
+
+/// The secret `DATABASE_SECRET_ARN` names, and what completes it: read at start-up, and again
+/// whenever MySQL refuses the credentials it gave (a rotation; see
+/// [`crate::store::Store::refreshing_credentials`]).
+#[derive(Debug, Clone)]
+pub struct DatabaseSecret {
+    arn: String,
+    client: SecretsClient,
+    /// `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME` as they were at start-up.
+    settings: HashMap<&'static str, String>,
+    tls: DatabaseTls,
+}
+
+impl DatabaseSecret {
+    /// The options the secret's current value gives.
+    pub async fn read(&self) -> Result<ConnectOptions, ConfigError> {
+        let secret = self.client.get(&self.arn).await?;
+        let get = |name: &str| self.settings.get(name).cloned();
+        mysql_from_secret(&secret, &self.arn, &get, &self.tls)
+    }
+}
+
+impl CredentialSource for DatabaseSecret {
+    fn connect_options(
+        &self,
+    ) -> Pin<Box<dyn Future<Output = Result<ConnectOptions, String>> + Send + '_>> {
+        Box::pin(async move { self.read().await.map_err(|error| error.to_string()) })
+    }
+}
+
 /// MySQL options from an RDS-style secret (`username`, `password`, and optionally `host`,
-/// `port`, `dbname`), completed by `DATABASE_HOST`, `DATABASE_PORT` and `DATABASE_NAME`.
+/// `port`, `dbname`), completed by `DATABASE_HOST`, `DATABASE_PORT` and `DATABASE_NAME`. TLS
+/// is required and verifies the server's certificate and name (`verify_identity`) against the
+/// public roots and `DATABASE_SSL_CA`, unless `DATABASE_SSL_MODE` says otherwise.
 fn mysql_from_secret(
     secret: &str,
     arn: &str,
     get: &dyn Fn(&str) -> Option<String>,
+    tls: &DatabaseTls,
 ) -> Result<ConnectOptions, ConfigError> {
     #[derive(serde::Deserialize)]
     struct DatabaseSecret {
@@ -356,13 +495,15 @@ fn mysql_from_secret(
         .or(secret.dbname)
         .unwrap_or_else(|| "kv".into());
     Ok(ConnectOptions::MySql(
-        MySqlConnectOptions::new()
-            .host(&host)
-            .port(port)
-            .username(&secret.username)
-            .password(&secret.password)
-            .database(&database)
-            .ssl_mode(MySqlSslMode::Required),
+        tls.apply(
+            MySqlConnectOptions::new()
+                .host(&host)
+                .port(port)
+                .username(&secret.username)
+                .password(&secret.password)
+                .database(&database),
+            Some(MySqlSslMode::VerifyIdentity),
+        ),
     ))
 }
 
@@ -686,6 +827,119 @@ mod tests {
         }
     }
 
+    /// The SSL mode and CA of the MySQL options `vars` give (with a database secret when
+    /// `secret` is set, else from `DATABASE_URL`).
+    fn mysql_tls(secret: bool, vars: &[(&str, &str)]) -> Result<MySqlConnectOptions, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        let get = |name: &str| vars.get(name).cloned();
+        let tls = DatabaseTls::from_sources(&get)?;
+        let options = if secret {
+            let get = |name: &str| (name == "DATABASE_HOST").then(|| "db.example".to_owned());
+            mysql_from_secret(r#"{"username":"u","password":"p"}"#, "arn:db", &get, &tls)?
+        } else {
+            let url = vars
+                .get("DATABASE_URL")
+                .cloned()
+                .unwrap_or_else(|| "mysql://u:p@db.example/kv".into());
+            match ConnectOptions::from_url(&url).unwrap() {
+                ConnectOptions::MySql(mysql) => ConnectOptions::MySql(tls.apply(mysql, None)),
+                other => other,
+            }
+        };
+        match options {
+            ConnectOptions::MySql(options) => Ok(options),
+            ConnectOptions::Sqlite(_) => panic!("expected MySQL options"),
+        }
+    }
+
+    fn ca_file(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_database_secret_verifies_the_server_by_default() {
+        let options = mysql_tls(true, &[]).unwrap();
+        assert!(matches!(
+            options.get_ssl_mode(),
+            MySqlSslMode::VerifyIdentity
+        ));
+        // verify_ca checks the chain, not the name; a test server without TLS: disabled.
+        let options = mysql_tls(true, &[("DATABASE_SSL_MODE", "verify_ca")]).unwrap();
+        assert!(matches!(options.get_ssl_mode(), MySqlSslMode::VerifyCa));
+        let options = mysql_tls(true, &[("DATABASE_SSL_MODE", "DISABLED")]).unwrap();
+        assert!(matches!(options.get_ssl_mode(), MySqlSslMode::Disabled));
+        let options = mysql_tls(true, &[("DATABASE_SSL_MODE", "verify-identity")]).unwrap();
+        assert!(matches!(
+            options.get_ssl_mode(),
+            MySqlSslMode::VerifyIdentity
+        ));
+    }
+
+    #[test]
+    fn a_ca_bundle_makes_any_mysql_connection_verify_the_server() {
+        let ca = ca_file("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+        let path = ca.path().to_str().unwrap();
+        for secret in [true, false] {
+            let options = mysql_tls(secret, &[("DATABASE_SSL_CA", path)]).unwrap();
+            assert!(
+                matches!(options.get_ssl_mode(), MySqlSslMode::VerifyIdentity),
+                "secret: {secret}"
+            );
+            assert!(format!("{options:?}").contains(path), "{options:?}");
+        }
+        let options = mysql_tls(
+            false,
+            &[
+                ("DATABASE_SSL_CA", path),
+                ("DATABASE_SSL_MODE", "verify_ca"),
+            ],
+        )
+        .unwrap();
+        assert!(matches!(options.get_ssl_mode(), MySqlSslMode::VerifyCa));
+        // Without either, a URL keeps its own ssl-mode (sqlx's default: preferred).
+        let options = mysql_tls(false, &[]).unwrap();
+        assert!(matches!(options.get_ssl_mode(), MySqlSslMode::Preferred));
+        let url = "mysql://u:p@db.example/kv?ssl-mode=required";
+        let options = mysql_tls(false, &[("DATABASE_URL", url)]).unwrap();
+        assert!(matches!(options.get_ssl_mode(), MySqlSslMode::Required));
+    }
+
+    #[test]
+    fn a_bad_ssl_setting_is_refused_at_start_up() {
+        let not_pem = ca_file("not a certificate");
+        let missing = format!("{}.missing", not_pem.path().display());
+        let pem = ca_file("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+        for (vars, name) in [
+            (
+                vec![("DATABASE_SSL_CA", missing.as_str())],
+                "DATABASE_SSL_CA",
+            ),
+            (
+                vec![("DATABASE_SSL_CA", not_pem.path().to_str().unwrap())],
+                "DATABASE_SSL_CA",
+            ),
+            (vec![("DATABASE_SSL_MODE", "verify")], "DATABASE_SSL_MODE"),
+            (
+                vec![
+                    ("DATABASE_SSL_CA", pem.path().to_str().unwrap()),
+                    ("DATABASE_SSL_MODE", "disabled"),
+                ],
+                "DATABASE_SSL_MODE",
+            ),
+        ] {
+            let error = mysql_tls(true, &vars).unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::Invalid { name: n, .. } if *n == name),
+                "{vars:?}: {error}"
+            );
+        }
+    }
+
     #[test]
     fn database_secrets_in_rds_format_are_read() {
         let vars: HashMap<&str, &str> = [("DATABASE_HOST", "proxy.example")].into();
@@ -694,6 +948,7 @@ mod tests {
             r#"{"username":"admin","password":"p@ss:w/rd"}"#,
             "arn:db",
             &get,
+            &DatabaseTls::default(),
         )
         .unwrap();
         let ConnectOptions::MySql(options) = options else {
@@ -703,8 +958,13 @@ mod tests {
         assert_eq!(options.get_port(), 3306);
         assert_eq!(options.get_username(), "admin");
         assert_eq!(options.get_database(), Some("kv"));
+        assert!(matches!(
+            options.get_ssl_mode(),
+            MySqlSslMode::VerifyIdentity
+        ));
 
-        let error = mysql_from_secret("not json", "arn:db", &get).unwrap_err();
+        let error =
+            mysql_from_secret("not json", "arn:db", &get, &DatabaseTls::default()).unwrap_err();
         assert!(
             !error.to_string().contains("not json"),
             "the secret must not leak"

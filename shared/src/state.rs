@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::auth::{LoginThrottle, Passwords, Tokens};
 use crate::config::Config;
 use crate::cursor::ListCursors;
-use crate::store::{Quota, Store};
+use crate::store::{MIN_REREAD_INTERVAL, Quota, Store};
 
 /// The state of one process, built once at start-up (once per cold start on Lambda).
 #[derive(Debug, Clone)]
@@ -31,9 +31,14 @@ pub struct SessionSettings {
 
 impl AppState {
     /// The state `config` describes. Opens no connection: the pool connects on first use.
+    /// Credentials from a secret are read again when MySQL refuses them (a rotation).
     pub fn new(config: &Config) -> AppState {
+        let mut store = Store::connect_lazy(config.database.clone(), &config.pool);
+        if let Some(secret) = &config.database_secret {
+            store = store.refreshing_credentials(Arc::new(secret.clone()), MIN_REREAD_INTERVAL);
+        }
         AppState {
-            store: Store::connect_lazy(config.database.clone(), &config.pool),
+            store,
             tokens: Arc::new(Tokens::new(&config.jwt_keys, config.token_lifetime)),
             passwords: Passwords::per_core(config.password_queue_max),
             quota: config.quota,

@@ -6,6 +6,7 @@
 //! before the write.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection;
@@ -24,7 +25,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 macro_rules! on_connection {
     ($store:expr, $connection:ident => $body:expr) => {
         match &$store.pool {
-            $crate::store::Pool::MySql(pool) => match pool.acquire().await {
+            $crate::store::Pool::MySql(pool) => match $store.acquire_mysql(pool).await {
                 Ok(pooled) => pooled.run(async |$connection| $body).await,
                 Err(error) => Err(error),
             },
@@ -38,6 +39,8 @@ macro_rules! on_connection {
 
 #[macro_use]
 mod write;
+mod app_user;
+mod credentials;
 mod entries;
 mod migrate;
 mod pool;
@@ -47,6 +50,8 @@ mod throttle;
 
 use statement::statement;
 
+pub use app_user::{APP_USER_PRIVILEGES, AppUser};
+pub use credentials::{CredentialSource, MIN_REREAD_INTERVAL};
 pub use entries::{ExpiryChange, ListedEntry, Quota, millis_after, now_millis};
 pub use sessions::{RefreshOutcome, Session};
 pub use throttle::{
@@ -126,6 +131,12 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref database) if is_out_of_connections(database.as_ref()) => {
                 StoreError::Unavailable(error)
             }
+            // The credentials were refused, and reading them again did not help (yet): a
+            // rotation under way, or a secret that no longer matches its user.
+            ref refused if is_access_denied(refused) => {
+                tracing::error!(error = %refused, "the database refused the credentials");
+                StoreError::Unavailable(error)
+            }
             other => StoreError::Database(other),
         }
     }
@@ -141,6 +152,15 @@ fn is_out_of_connections(error: &dyn sqlx::error::DatabaseError) -> bool {
         || error
             .message()
             .contains("Timed-out waiting to acquire database connection")
+}
+
+/// Whether MySQL refused the connection's credentials: error 1045, "Access denied for user"
+/// (RDS Proxy answers a client whose password its secret does not hold the same way).
+fn is_access_denied(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|error| error.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .is_some_and(|error| error.number() == 1045)
 }
 
 /// A new account, validated and normalised, with its password already hashed.
@@ -195,6 +215,8 @@ enum Pool {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Where MySQL credentials are read again when the server refuses them.
+    credentials: Option<Arc<credentials::CredentialRefresh>>,
 }
 
 impl Store {
@@ -220,7 +242,46 @@ impl Store {
                 acquire_timeout,
             )),
         };
-        Store { pool }
+        Store {
+            pool,
+            credentials: None,
+        }
+    }
+
+    /// This store, reading its credentials again from `source` when MySQL refuses them (a
+    /// rotated secret), at most once per `min_interval` ([`MIN_REREAD_INTERVAL`] in service).
+    /// Nothing changes on SQLite.
+    pub fn refreshing_credentials(
+        mut self,
+        source: Arc<dyn CredentialSource>,
+        min_interval: Duration,
+    ) -> Store {
+        if let Pool::MySql(_) = self.pool {
+            self.credentials = Some(Arc::new(credentials::CredentialRefresh::new(
+                source,
+                min_interval,
+            )));
+        }
+        self
+    }
+
+    /// A connection of the MySQL pool `pool` (this store's), with new credentials if the
+    /// server refused the old ones (see [`Self::refreshing_credentials`]).
+    async fn acquire_mysql<'p>(
+        &self,
+        pool: &'p ConnectionPool<MySqlConnection>,
+    ) -> Result<pool::PooledConnection<'p, MySqlConnection>, sqlx::Error> {
+        let Some(refresh) = &self.credentials else {
+            return pool.acquire().await;
+        };
+        let generation = refresh.generation();
+        match pool.acquire().await {
+            // Boxed: the rare path stays out of every handler's future.
+            Err(error) if is_access_denied(&error) => {
+                Box::pin(refresh.after_refusal(pool, generation, error)).await
+            }
+            other => other,
+        }
     }
 
     /// The backend this store talks to.

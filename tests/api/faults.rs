@@ -16,17 +16,25 @@ use crate::helpers::{TestApp, TestSettings, registration, sleep, spawn_app_on_my
 
 /// A MariaDB server started by `scripts/mariadb.sh` in a directory and on a port of its own,
 /// stopped and removed on drop.
-struct PrivateMariaDb {
+pub(crate) struct PrivateMariaDb {
     dir: tempfile::TempDir,
-    port: u16,
+    pub(crate) port: u16,
     /// Server-level URL, without a database.
-    url: String,
+    pub(crate) url: String,
+    /// `KV_MARIADB_SSL_DIR`: the server's TLS certificate and key, if it speaks TLS.
+    ssl_dir: Option<PathBuf>,
 }
 
 impl PrivateMariaDb {
     /// A fresh server; `None` (skipped) when MariaDB is not installed, except under CI, where
     /// `scripts/mariadb.sh` installs it.
     async fn start() -> Option<PrivateMariaDb> {
+        PrivateMariaDb::start_with_tls(None).await
+    }
+
+    /// [`Self::start`], speaking TLS with the certificate and key of `ssl_dir` when given
+    /// (`scripts/mariadb.sh`'s `KV_MARIADB_SSL_DIR`).
+    pub(crate) async fn start_with_tls(ssl_dir: Option<PathBuf>) -> Option<PrivateMariaDb> {
         let installed = ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"]
             .iter()
             .any(|path| Path::new(path).exists());
@@ -46,6 +54,7 @@ impl PrivateMariaDb {
                 dir: tempfile::tempdir().expect("a temporary directory"),
                 port,
                 url: format!("mysql://kv:kv-test-password@127.0.0.1:{port}"),
+                ssl_dir: ssl_dir.clone(),
             };
             match server.try_script("start").await {
                 Ok(()) => return Some(server),
@@ -65,8 +74,13 @@ impl PrivateMariaDb {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mariadb.sh");
         let dir = self.dir.path().to_owned();
         let port = self.port;
+        let ssl_dir = self.ssl_dir.clone();
         let output = tokio::task::spawn_blocking(move || {
-            Command::new(script)
+            let mut script = Command::new(script);
+            if let Some(ssl_dir) = ssl_dir {
+                script.env("KV_MARIADB_SSL_DIR", ssl_dir);
+            }
+            script
                 .arg(command)
                 .env("KV_MARIADB_DIR", dir)
                 .env("KV_TEST_MYSQL_PORT", port.to_string())

@@ -20,5 +20,6 @@ mod routing;
 mod security;
 mod sessions;
 mod throttling;
+mod tls;
 mod token;
 mod upgrade;

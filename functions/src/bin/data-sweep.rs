@@ -7,10 +7,11 @@
 //! "login_failures_removed": 3}`. Finished sessions and old failed logins (older than
 //! `LOGIN_WINDOW_SECONDS`, as the login functions are configured) go in the same run.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kv_shared::config::{DatabaseConfig, Runtime, SecretsClient};
-use kv_shared::store::{Backend, Store, StoreError};
+use kv_shared::store::{Backend, MIN_REREAD_INTERVAL, Store, StoreError};
 use kv_shared::sweep::{SweepReport, sweep_expired};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde::Deserialize;
@@ -45,7 +46,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .inspect_err(|error| {
         tracing::error!(%error, "refusing to start: the configuration is incomplete");
     })?;
-    let store = Store::connect_lazy(config.database, &config.pool);
+    let mut store = Store::connect_lazy(config.database, &config.pool);
+    if let Some(secret) = config.database_secret {
+        // A rotated secret is read again when MySQL refuses the old password.
+        store = store.refreshing_credentials(Arc::new(secret), MIN_REREAD_INTERVAL);
+    }
     // An SQLite file (cargo lambda watch) belongs to the function, which migrates it itself;
     // MySQL is migrated by db-migrate at deploy time.
     if store.backend() == Backend::Sqlite {

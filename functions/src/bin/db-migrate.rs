@@ -5,7 +5,11 @@
 //! function instead, on every deployment that creates or updates the resource:
 //!
 //! - `Create` and `Update`: load the configuration, wait for the database (or the RDS Proxy in
-//!   front of it) to answer, and run the sqlx migrations, which are idempotent.
+//!   front of it) to answer, and run the sqlx migrations, which are idempotent. Then, when
+//!   `DATABASE_APP_SECRET_ARN` names the API functions' own secret (RDS format: `username`,
+//!   `password`), create that user or set its password, and grant it SELECT, INSERT, UPDATE
+//!   and DELETE on the schema: the functions never connect as the master user this function
+//!   connects as (`DATABASE_SECRET_ARN`).
 //! - `Delete`: nothing. The schema goes with the database, whose own deletion policy decides.
 //!
 //! The answer to CloudFormation is [`functions::custom_resource`]'s business.
@@ -19,7 +23,7 @@ use std::time::Duration;
 
 use functions::custom_resource::{self, Request, Response, SendError};
 use kv_shared::config::{DatabaseConfig, Runtime, SecretsClient};
-use kv_shared::store::{Backend, Store, StoreError};
+use kv_shared::store::{APP_USER_PRIVILEGES, AppUser, Backend, Store, StoreError};
 use lambda_runtime::{LambdaEvent, service_fn};
 use tokio::time::Instant;
 
@@ -50,7 +54,7 @@ async fn handle<F, Fut>(
 ) -> Result<Response, SendError>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Store, String>>,
+    Fut: Future<Output = Result<Target, String>>,
 {
     let outcome = apply(request, deadline, load_store).await;
     match &outcome {
@@ -70,16 +74,29 @@ async fn apply<F, Fut>(
 ) -> Result<String, String>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Store, String>>,
+    Fut: Future<Output = Result<Target, String>>,
 {
     match request {
         Request::Delete(_) => Ok("Nothing to do: the schema is kept with the database.".to_owned()),
         _ => {
             let work = async {
-                let store = load_store().await?;
-                let migrated = migrate_when_ready(&store, deadline).await;
+                let Target { store, app_user } = load_store().await?;
+                let mut outcome = migrate_when_ready(&store, deadline).await;
+                if let (Ok(migrated), Some(user)) = (&outcome, &app_user) {
+                    outcome = match store.ensure_app_user(user).await {
+                        Ok(database) => Ok(format!(
+                            "{migrated} User {} may {APP_USER_PRIVILEGES} on {database}.",
+                            user.username
+                        )),
+                        Err(error) => Err(format!(
+                            "The schema is up to date, but the application user {} could not \
+                             be set up: {error}",
+                            user.username
+                        )),
+                    };
+                }
                 store.close().await;
-                migrated
+                outcome
             };
             match tokio::time::timeout_at(deadline, work).await {
                 Ok(outcome) => outcome,
@@ -111,9 +128,58 @@ async fn migrate_when_ready(store: &Store, deadline: Instant) -> Result<String, 
     Ok("The database schema is up to date.".to_owned())
 }
 
+/// What a Create or Update works on: the store to migrate, connected as the master user, and
+/// the application user to set up in it, if any.
+struct Target {
+    store: Store,
+    app_user: Option<AppUser>,
+}
+
 /// The store the configuration `lookup` describes (with `*_ARN` secrets read through
-/// `secrets`), without the JWT key the API functions need. On Lambda it must be MySQL: an
-/// SQLite file there belongs to each function, which migrates it itself.
+/// `secrets`), without the JWT key the API functions need, and the application user of the
+/// secret `DATABASE_APP_SECRET_ARN` names. On Lambda it must be MySQL: an SQLite file there
+/// belongs to each function, which migrates it itself.
+async fn target_from(
+    runtime: Runtime,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    secrets: Option<&SecretsClient>,
+) -> Result<Target, String> {
+    let store = store_from(runtime, lookup, secrets).await?;
+    let app_user = match lookup("DATABASE_APP_SECRET_ARN").filter(|arn| !arn.trim().is_empty()) {
+        None => None,
+        Some(_) if store.backend() != Backend::MySql => {
+            return Err("DATABASE_APP_SECRET_ARN needs a MySQL database.".to_owned());
+        }
+        Some(arn) => {
+            let secrets = secrets.ok_or("no Secrets Manager client")?;
+            let text = secrets
+                .get(&arn)
+                .await
+                .map_err(|error| format!("The configuration is incomplete: {error}"))?;
+            Some(app_user_from_secret(&text).ok_or_else(|| {
+                format!(
+                    "The secret {arn} (DATABASE_APP_SECRET_ARN) is not JSON with a username \
+                     and a password."
+                )
+            })?)
+        }
+    };
+    Ok(Target { store, app_user })
+}
+
+/// The user name and password of an RDS-format secret; `None` (the text never shown) if it is
+/// not one.
+fn app_user_from_secret(text: &str) -> Option<AppUser> {
+    #[derive(serde::Deserialize)]
+    struct Secret {
+        username: String,
+        password: String,
+    }
+    let Secret { username, password } = serde_json::from_str(text).ok()?;
+    Some(AppUser { username, password })
+}
+
+/// The store the configuration `lookup` describes, as [`target_from`] reads it.
 async fn store_from(
     runtime: Runtime,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -132,10 +198,10 @@ async fn store_from(
     Ok(Store::connect_lazy(config.database, &config.pool))
 }
 
-/// The store of this Lambda function's environment.
-async fn lambda_store() -> Result<Store, String> {
+/// The store and application user of this Lambda function's environment.
+async fn lambda_store() -> Result<Target, String> {
     let secrets = SecretsClient::from_env().await;
-    store_from(
+    target_from(
         Runtime::Lambda,
         &|name| std::env::var(name).ok(),
         Some(&secrets),
@@ -225,9 +291,9 @@ mod tests {
     }
 
     /// The store a local environment with only `DATABASE_URL` set describes.
-    async fn local_store(database_url: String) -> Result<Store, String> {
+    async fn local_store(database_url: String) -> Result<Target, String> {
         let lookup = |name: &str| (name == "DATABASE_URL").then(|| database_url.clone());
-        store_from(Runtime::Local, &lookup, None).await
+        target_from(Runtime::Local, &lookup, None).await
     }
 
     /// The single response the endpoint received, checked for what CloudFormation requires.
@@ -352,6 +418,101 @@ mod tests {
             .filter(|entry| entry.as_ref().unwrap().path().extension() == Some("sql".as_ref()))
             .count();
         assert_eq!(applied, files as i64, "each migration is applied once");
+    }
+
+    /// With an application user's secret, db-migrate creates the user with the DML privileges
+    /// only; a second run with a new password (a rotated secret) changes its password and
+    /// nothing else.
+    #[tokio::test]
+    async fn the_application_user_is_created_then_updated_with_dml_privileges_only() {
+        let Some(server) = test_support::mysql_server_url("db-migrate's application user") else {
+            return;
+        };
+        let name = test_support::unique_name("kv_test_app_user");
+        let username = test_support::unique_name("kvapp");
+        let mut admin = sqlx::MySqlConnection::connect(&server).await.unwrap();
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+            .await
+            .unwrap();
+        let database_url = format!("{server}/{name}");
+        let (url, mut receiver) = response_endpoint().await;
+        let http = reqwest::Client::new();
+        let port = database_url
+            .rsplit(':')
+            .next()
+            .and_then(|rest| rest.split('/').next())
+            .unwrap()
+            .to_owned();
+        let app_url =
+            |password: &str| format!("mysql://{username}:{password}@127.0.0.1:{port}/{name}");
+
+        for (request_type, password) in [("Create", "first-Pa'ss1"), ("Update", "second-Pa$s2")] {
+            let target = || async {
+                let Target { store, .. } = local_store(database_url.clone()).await?;
+                Ok(Target {
+                    store,
+                    app_user: Some(AppUser {
+                        username: username.clone(),
+                        password: password.to_owned(),
+                    }),
+                })
+            };
+            handle(&request(request_type, &url), &http, far_deadline(), target)
+                .await
+                .unwrap();
+            let received = received_response(&mut receiver).await;
+            assert_eq!(received.status, Status::Success, "{received:?}");
+            let reason = received.reason.unwrap();
+            assert!(
+                reason.contains(&username) && !reason.contains(password),
+                "{reason}"
+            );
+        }
+
+        let old = sqlx::MySqlConnection::connect(&app_url("first-Pa%27ss1")).await;
+        let mut app = sqlx::MySqlConnection::connect(&app_url("second-Pa%24s2"))
+            .await
+            .expect("the application user logs in with its new password");
+        let grants: Vec<String> = sqlx::query_scalar("SHOW GRANTS")
+            .fetch_all(&mut app)
+            .await
+            .unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut app)
+            .await
+            .unwrap();
+        let create = app.execute("CREATE TABLE not_allowed (x INT)").await;
+        app.close().await.unwrap();
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("DROP USER '{username}'@'%'")))
+            .await
+            .unwrap();
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE `{name}`")))
+            .await
+            .unwrap();
+
+        assert!(old.is_err(), "the old password no longer works");
+        assert_eq!(rows, 0);
+        let on_schema: Vec<&String> = grants.iter().filter(|g| g.contains(&name)).collect();
+        assert_eq!(on_schema.len(), 1, "{grants:?}");
+        assert!(
+            on_schema[0].starts_with("GRANT SELECT, INSERT, UPDATE, DELETE ON"),
+            "{grants:?}"
+        );
+        assert!(
+            grants
+                .iter()
+                .all(|g| g.contains(&name) || g.starts_with("GRANT USAGE ON *.*")),
+            "no other privilege: {grants:?}"
+        );
+        let refused = create.expect_err("the application user cannot change the schema");
+        let number = refused
+            .as_database_error()
+            .and_then(|error| error.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+            .map(|error| error.number());
+        assert_eq!(number, Some(1142), "{refused}");
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! connection idle for [`PING_WHEN_IDLE_FOR`] is pinged before it is handed out again.
 
 use std::cell::Cell;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
@@ -46,10 +47,12 @@ impl<C: Connection> Pool<C> {
         max_idle: u32,
         acquire_timeout: Duration,
     ) -> Pool<C> {
-        let pool = managed::Pool::builder(Manager { options })
-            .max_size(max_connections.max(1) as usize)
-            .build()
-            .expect("a pool without timeouts of deadpool's own always builds");
+        let pool = managed::Pool::builder(Manager {
+            options: RwLock::new(options),
+        })
+        .max_size(max_connections.max(1) as usize)
+        .build()
+        .expect("a pool without timeouts of deadpool's own always builds");
         Pool {
             pool,
             max_idle: max_idle as usize,
@@ -79,7 +82,18 @@ impl<C: Connection> Pool<C> {
 
     /// A new connection outside the pool, for work that changes the session (migrations).
     pub async fn connect_unpooled(&self) -> Result<C, sqlx::Error> {
-        self.pool.manager().options.connect().await
+        self.pool.manager().options().connect().await
+    }
+
+    /// Opens every later connection with `options` (new credentials, say). The connections
+    /// already open are kept: a changed password ends no session.
+    pub fn set_connect_options(&self, options: <C as Connection>::Options) {
+        *self
+            .pool
+            .manager()
+            .options
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = options;
     }
 
     /// Closes the idle connections, and every other one as it comes back; acquiring fails
@@ -154,7 +168,18 @@ struct Tracked<C> {
 
 /// Opens and checks the pool's connections for deadpool.
 struct Manager<C: Connection> {
-    options: <C as Connection>::Options,
+    /// Replaced by [`Pool::set_connect_options`]; each connection is opened with a copy.
+    options: RwLock<<C as Connection>::Options>,
+}
+
+impl<C: Connection> Manager<C> {
+    /// The options the next connection opens with.
+    fn options(&self) -> <C as Connection>::Options {
+        self.options
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 impl<C: Connection> managed::Manager for Manager<C> {
@@ -166,7 +191,7 @@ impl<C: Connection> managed::Manager for Manager<C> {
         // would sit in every acquire's future, and so in every handler's, which axum and tower
         // move (memcpy) several times per request: +10 % instructions per retrieve, measured.
         Ok(Tracked {
-            connection: Box::pin(self.options.connect()).await?,
+            connection: Box::pin(self.options().connect()).await?,
             in_flight: false,
         })
     }
