@@ -6,7 +6,7 @@
 //! | `DATABASE_URL` | `mysql://user:pass@host:3306/db` or `sqlite://path` | `sqlite://kv.db` (created) |
 //! | `DATABASE_MAX_CONNECTIONS` | pool size | 16 locally, 1 on Lambda (an instance serves one request at a time) |
 //! | `DATABASE_ACQUIRE_TIMEOUT_SECONDS` | wait for a connection before answering 503 | 3 |
-//! | `JWT_SECRET` | HMAC keys of access tokens: one, or several separated by commas (each trimmed, each at least 32 bytes); the first signs, all verify | a local-development default |
+//! | `JWT_SECRET` | HMAC keys of access tokens: one, or several separated by commas (each trimmed, each at least 32 bytes); the first signs, all verify | a local-development default, on a loopback `HOST` only |
 //! | `TOKEN_LIFETIME_SECONDS` | lifetime of access tokens | 3600 |
 //! | `REFRESH_TOKEN_LIFETIME_SECONDS` | lifetime of refresh tokens (and of an idle session) | 2592000 (30 days) |
 //! | `REFRESH_REUSE_GRACE_SECONDS` | a used refresh token presented again within this is refused without ending its session | 10 |
@@ -21,7 +21,8 @@
 //! | `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME` | Lambda: where the database is, with that secret | port 3306, database `kv` |
 //!
 //! On Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) the local-development JWT key is refused, wherever
-//! it stands in the list: the function does not start without real keys.
+//! it stands in the list: the function does not start without real keys. The local adapter
+//! accepts it only on a loopback address ([`Config::check_listen_address`]).
 
 use std::env;
 use std::time::Duration;
@@ -109,6 +110,11 @@ pub enum ConfigError {
         "no JWT secret: JWT key {position} of {count} is the public local-development key; set JWT_SECRET_ARN (or JWT_SECRET) to keys of your own"
     )]
     LocalDevelopmentJwtKey { position: usize, count: usize },
+    /// The local adapter would serve beyond loopback with the public local-development key.
+    #[error(
+        "refusing to listen on {address} with the public local-development JWT key (JWT_SECRET is unset or contains it): anyone who can reach the server could sign tokens for any user; set JWT_SECRET to a key of your own (at least {MIN_JWT_SECRET_BYTES} bytes), or listen on a loopback address (HOST=127.0.0.1)"
+    )]
+    PublicDevelopmentJwtKey { address: std::net::SocketAddr },
     /// Key `position` (counting from 1) of `count` is too short; the key itself is never shown.
     #[error(
         "JWT key {position} of {count} is {length} bytes long; at least {MIN_JWT_SECRET_BYTES} are required"
@@ -193,6 +199,22 @@ impl Config {
                 window: login_window(&get)?,
             },
         })
+    }
+}
+
+impl Config {
+    /// Refuses the public local-development JWT key (configured, or the default when
+    /// `JWT_SECRET` is unset) unless the adapter listens on a loopback address: reachable from
+    /// elsewhere, anyone could sign a token for any user with it.
+    pub fn check_listen_address(&self, address: std::net::SocketAddr) -> Result<(), ConfigError> {
+        let development_key = self
+            .jwt_keys
+            .iter()
+            .any(|key| key == LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes());
+        if development_key && !address.ip().is_loopback() {
+            return Err(ConfigError::PublicDevelopmentJwtKey { address });
+        }
+        Ok(())
     }
 }
 
@@ -515,6 +537,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(lambda.pool.max_connections, 1);
+    }
+
+    #[tokio::test]
+    async fn the_development_key_is_served_on_loopback_only() {
+        let own_key = "k".repeat(32);
+        let with_development_key = format!("{own_key},{LOCAL_DEVELOPMENT_JWT_SECRET}");
+        for (vars, address, refused) in [
+            (vec![], "127.0.0.1:3000", false),
+            (vec![], "[::1]:3000", false),
+            (vec![], "127.3.2.1:3000", false),
+            (vec![], "0.0.0.0:3000", true),
+            (vec![], "[::]:3000", true),
+            (vec![], "192.168.1.20:3000", true),
+            (
+                vec![("JWT_SECRET", LOCAL_DEVELOPMENT_JWT_SECRET)],
+                "0.0.0.0:3000",
+                true,
+            ),
+            (
+                vec![("JWT_SECRET", with_development_key.as_str())],
+                "0.0.0.0:80",
+                true,
+            ),
+            (
+                vec![("JWT_SECRET", own_key.as_str())],
+                "0.0.0.0:3000",
+                false,
+            ),
+            (
+                vec![("JWT_SECRET", own_key.as_str())],
+                "127.0.0.1:3000",
+                false,
+            ),
+        ] {
+            let config = config(Runtime::Local, &vars).await.unwrap();
+            let address: std::net::SocketAddr = address.parse().unwrap();
+            match config.check_listen_address(address) {
+                Ok(()) => assert!(!refused, "{vars:?} on {address} was accepted"),
+                Err(error) => {
+                    assert!(refused, "{vars:?} on {address}: {error}");
+                    let message = error.to_string();
+                    assert!(
+                        message.contains("public local-development JWT key")
+                            && message.contains("JWT_SECRET")
+                            && message.contains(&address.to_string()),
+                        "{message}"
+                    );
+                    assert!(!message.contains(LOCAL_DEVELOPMENT_JWT_SECRET), "{message}");
+                }
+            }
+        }
     }
 
     #[tokio::test]
