@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         listener,
         state,
         config.sweep_interval,
+        config.server,
         server::shutdown_signal(),
     )
     .await?;

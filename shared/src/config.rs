@@ -19,6 +19,12 @@
 //! | `LOGIN_WINDOW_SECONDS` | how long a failed login counts | 900 |
 //! | `DATABASE_SECRET_ARN` | Lambda: secret with `username` and `password` (RDS's format) | |
 //! | `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME` | Lambda: where the database is, with that secret | port 3306, database `kv` |
+//! | `HTTP_HEADER_READ_TIMEOUT_SECONDS` | local adapter: longest wait for a request's whole head, from when it starts waiting (so also for a kept-alive connection's next request) | 10 |
+//! | `HTTP_REQUEST_TIMEOUT_SECONDS` | local adapter: longest a request may take, reading its body included, before a 503 | 30 |
+//! | `HTTP_IDLE_TIMEOUT_SECONDS` | local adapter: a connection on which no byte moves, while none of its requests is handled, is closed after this | 60 |
+//! | `HTTP_MAX_CONNECTIONS` | local adapter: most connections open at once; beyond, it stops accepting until one closes | 512 |
+//! | `HTTP_MAX_CONCURRENT_REQUESTS` | local adapter: most requests handled at once; beyond, 503 with `Retry-After` | 256 |
+//! | `HTTP_SHUTDOWN_GRACE_SECONDS` | local adapter: on shutdown, how long requests in flight may take before the connections left are dropped | 5 |
 //!
 //! On Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) the local-development JWT key is refused, wherever
 //! it stands in the list: the function does not start without real keys. The local adapter
@@ -30,6 +36,7 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
 use crate::auth::LoginThrottle;
+use crate::server::ServerLimits;
 use crate::store::{ConnectOptions, PoolSettings, Quota};
 
 /// The JWT key used when none is configured. Local development only: anyone can read it here.
@@ -69,6 +76,8 @@ pub struct Config {
     /// How often the local adapter sweeps expired entries (on AWS a schedule does).
     pub sweep_interval: Duration,
     pub login_throttle: LoginThrottle,
+    /// The local adapter's timeouts and limits of connections and requests.
+    pub server: ServerLimits,
 }
 
 /// Where the database is and how to pool connections to it: all that a process which signs
@@ -92,6 +101,7 @@ impl std::fmt::Debug for Config {
             .field("quota", &self.quota)
             .field("sweep_interval", &self.sweep_interval)
             .field("login_throttle", &self.login_throttle)
+            .field("server", &self.server)
             .finish()
     }
 }
@@ -198,6 +208,7 @@ impl Config {
                 max_failures_per_address: parse(&get, "LOGIN_MAX_FAILURES_PER_ADDRESS", 100)?,
                 window: login_window(&get)?,
             },
+            server: server_limits(&get)?,
         })
     }
 }
@@ -298,6 +309,29 @@ pub fn login_window(get: &dyn Fn(&str) -> Option<String>) -> Result<Duration, Co
         "LOGIN_WINDOW_SECONDS",
         900,
     )?))
+}
+
+/// The local adapter's limits (`HTTP_*`), each defaulting to [`ServerLimits::default`].
+fn server_limits(get: &dyn Fn(&str) -> Option<String>) -> Result<ServerLimits, ConfigError> {
+    let default = ServerLimits::default();
+    let seconds = |name, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(parse(get, name, default.as_secs())?))
+    };
+    Ok(ServerLimits {
+        header_read_timeout: seconds(
+            "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+            default.header_read_timeout,
+        )?,
+        request_timeout: seconds("HTTP_REQUEST_TIMEOUT_SECONDS", default.request_timeout)?,
+        idle_timeout: seconds("HTTP_IDLE_TIMEOUT_SECONDS", default.idle_timeout)?,
+        max_connections: parse(get, "HTTP_MAX_CONNECTIONS", default.max_connections)?,
+        max_concurrent_requests: parse(
+            get,
+            "HTTP_MAX_CONCURRENT_REQUESTS",
+            default.max_concurrent_requests,
+        )?,
+        shutdown_grace: seconds("HTTP_SHUTDOWN_GRACE_SECONDS", default.shutdown_grace)?,
+    })
 }
 
 fn parse<T: std::str::FromStr<Err: std::fmt::Display> + PartialOrd + Default>(
@@ -447,6 +481,17 @@ mod tests {
         assert_eq!(config.login_throttle.max_failures, 5);
         assert_eq!(config.login_throttle.max_failures_per_address, 100);
         assert_eq!(config.login_throttle.window, Duration::from_secs(900));
+        assert_eq!(
+            config.server,
+            ServerLimits {
+                header_read_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 512,
+                max_concurrent_requests: 256,
+                shutdown_grace: Duration::from_secs(5),
+            }
+        );
     }
 
     #[tokio::test]
@@ -464,6 +509,12 @@ mod tests {
                 ("LOGIN_MAX_FAILURES", "7"),
                 ("LOGIN_MAX_FAILURES_PER_ADDRESS", "30"),
                 ("LOGIN_WINDOW_SECONDS", "60"),
+                ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "2"),
+                ("HTTP_REQUEST_TIMEOUT_SECONDS", "3"),
+                ("HTTP_IDLE_TIMEOUT_SECONDS", "4"),
+                ("HTTP_MAX_CONNECTIONS", "50"),
+                ("HTTP_MAX_CONCURRENT_REQUESTS", "6"),
+                ("HTTP_SHUTDOWN_GRACE_SECONDS", "7"),
             ],
         )
         .await
@@ -489,6 +540,17 @@ mod tests {
                 max_failures: 7,
                 max_failures_per_address: 30,
                 window: Duration::from_secs(60),
+            }
+        );
+        assert_eq!(
+            config.server,
+            ServerLimits {
+                header_read_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(4),
+                max_connections: 50,
+                max_concurrent_requests: 6,
+                shutdown_grace: Duration::from_secs(7),
             }
         );
     }
@@ -686,6 +748,12 @@ mod tests {
             ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1.5"),
             ("LOGIN_WINDOW_SECONDS", "0"),
             ("LOGIN_WINDOW_SECONDS", "-900"),
+            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("HTTP_REQUEST_TIMEOUT_SECONDS", "soon"),
+            ("HTTP_IDLE_TIMEOUT_SECONDS", "-1"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONCURRENT_REQUESTS", "lots"),
+            ("HTTP_SHUTDOWN_GRACE_SECONDS", "0"),
         ] {
             let error = config(Runtime::Local, &[(name, value)]).await.unwrap_err();
             assert!(error.to_string().contains(name), "{name}={value}: {error}");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kv_shared::AppState;
 use kv_shared::config::{Config, Runtime};
+use kv_shared::server::ServerLimits;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Executor, MySqlConnection, MySqlPool, Row, SqlitePool};
@@ -196,6 +197,8 @@ pub struct TestSettings {
     /// Data of a database that was filled before an upgrade: SQL run on the schema of an
     /// earlier migration, before the others apply.
     pub schema_seed: Option<SchemaSeed>,
+    /// The server's timeouts and limits, when not those of the default configuration.
+    pub server_limits: Option<ServerLimits>,
 }
 
 /// SQL run on the schema as `migration` (a version, such as [`FIRST_MIGRATION`]) left it.
@@ -219,6 +222,7 @@ impl Default for TestSettings {
             login_max_failures_per_address: 100,
             login_window_seconds: 900,
             schema_seed: None,
+            server_limits: None,
         }
     }
 }
@@ -337,6 +341,7 @@ async fn start(
         listener,
         state.clone(),
         config.sweep_interval,
+        settings.server_limits.unwrap_or(config.server),
         async {
             let _ = shutdown_signal.await;
         },
