@@ -22,8 +22,8 @@
 //! | `HTTP_HEADER_READ_TIMEOUT_SECONDS` | local adapter: longest wait for a request's whole head, from when it starts waiting (so also for a kept-alive connection's next request) | 10 |
 //! | `HTTP_REQUEST_TIMEOUT_SECONDS` | local adapter: longest a request may take, reading its body included, before a 503 | 30 |
 //! | `HTTP_IDLE_TIMEOUT_SECONDS` | local adapter: a connection on which no byte moves, while none of its requests is handled, is closed after this | 60 |
-//! | `HTTP_MAX_CONNECTIONS` | local adapter: most connections open at once; beyond, it stops accepting until one closes | 512 |
-//! | `HTTP_MAX_CONCURRENT_REQUESTS` | local adapter: most requests handled at once; beyond, 503 with `Retry-After` | 256 |
+//! | `HTTP_MAX_CONNECTIONS` | local adapter: most connections open at once; beyond, it stops accepting until one closes (keep it under `ulimit -n`) | 1024 |
+//! | `HTTP_MAX_CONCURRENT_REQUESTS` | local adapter: most requests handled at once; beyond, 503 with `Retry-After` | 512 |
 //! | `HTTP_SHUTDOWN_GRACE_SECONDS` | local adapter: on shutdown, how long requests in flight may take before the connections left are dropped | 5 |
 //!
 //! On Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) the local-development JWT key is refused, wherever
@@ -487,8 +487,8 @@ mod tests {
                 header_read_timeout: Duration::from_secs(10),
                 request_timeout: Duration::from_secs(30),
                 idle_timeout: Duration::from_secs(60),
-                max_connections: 512,
-                max_concurrent_requests: 256,
+                max_connections: 1024,
+                max_concurrent_requests: 512,
                 shutdown_grace: Duration::from_secs(5),
             }
         );

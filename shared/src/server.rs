@@ -74,8 +74,8 @@ impl Default for ServerLimits {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
-            max_connections: 512,
-            max_concurrent_requests: 256,
+            max_connections: 1024,
+            max_concurrent_requests: 512,
             shutdown_grace: Duration::from_secs(5),
         }
     }
