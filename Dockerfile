@@ -62,6 +62,8 @@ COPY --from=builder /out/kv-server /usr/local/bin/kv-server
 WORKDIR /var/lib/kv
 USER 10001:10001
 
+# HOST=0.0.0.0 (reachable beyond the container's loopback): the adapter refuses to start
+# without a JWT_SECRET of your own, so `docker run -e JWT_SECRET=...` (compose sets one).
 ENV HOST=0.0.0.0 \
     PORT=3000 \
     RUST_LOG=info

@@ -1,9 +1,10 @@
 //! The local adapter: the whole API and `GET /health` from one process, on `HOST:PORT`
 //! (default `127.0.0.1:3000`), with the database of `DATABASE_URL` (default: the SQLite file
 //! `kv.db` in the working directory). Migrations are applied at start-up; expired entries are
-//! swept every `SWEEP_INTERVAL_SECONDS`.
+//! swept every `SWEEP_INTERVAL_SECONDS`. Without `JWT_SECRET` it signs tokens with a public
+//! development key, and so refuses to start unless `HOST` is a loopback address.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context;
 use kv_shared::config::{Config, Runtime};
@@ -13,13 +14,17 @@ use kv_shared::{AppState, server, telemetry};
 async fn main() -> anyhow::Result<()> {
     telemetry::init(Runtime::Local);
     let config = Config::load(Runtime::Local).await?;
-    let address: SocketAddr = format!(
-        "{}:{}",
-        std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into()),
-        std::env::var("PORT").unwrap_or_else(|_| "3000".into())
-    )
-    .parse()
-    .context("HOST and PORT must form a socket address, such as 127.0.0.1:3000")?;
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    // An IPv6 HOST (such as ::1) is written without brackets, like an IPv4 one.
+    let address = match (host.parse::<IpAddr>(), port.parse::<u16>()) {
+        (Ok(host), Ok(port)) => SocketAddr::new(host, port),
+        _ => anyhow::bail!(
+            "HOST and PORT must be an IP address and a port, such as 127.0.0.1 and 3000 (got {host:?} and {port:?})"
+        ),
+    };
+    // The public development key only where nobody else can reach the server.
+    config.check_listen_address(address)?;
 
     let state = AppState::new(&config);
     state
@@ -35,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         listener,
         state,
         config.sweep_interval,
+        config.server,
         server::shutdown_signal(),
     )
     .await?;

@@ -7,7 +7,7 @@
 //! | `DATABASE_MAX_CONNECTIONS` | pool size | 16 locally, 1 on Lambda (an instance serves one request at a time) |
 //! | `DATABASE_MAX_IDLE_CONNECTIONS` | connections kept open between requests; 0 closes each when its request ends (for many instances on one database without RDS Proxy: see the README) | `DATABASE_MAX_CONNECTIONS` |
 //! | `DATABASE_ACQUIRE_TIMEOUT_SECONDS` | wait for a connection before answering 503 | 3 |
-//! | `JWT_SECRET` | HMAC keys of access tokens: one, or several separated by commas (each trimmed, each at least 32 bytes); the first signs, all verify | a local-development default |
+//! | `JWT_SECRET` | HMAC keys of access tokens: one, or several separated by commas (each trimmed, each at least 32 bytes); the first signs, all verify | a local-development default, on a loopback `HOST` only |
 //! | `TOKEN_LIFETIME_SECONDS` | lifetime of access tokens | 3600 |
 //! | `REFRESH_TOKEN_LIFETIME_SECONDS` | lifetime of refresh tokens (and of an idle session) | 2592000 (30 days) |
 //! | `REFRESH_REUSE_GRACE_SECONDS` | a used refresh token presented again within this is refused without ending its session | 10 |
@@ -23,9 +23,16 @@
 //! | `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME` | Lambda: where the database is, with that secret | port 3306, database `kv` |
 //! | `DATABASE_SSL_CA` | MySQL: PEM file of the CAs that may sign the server's certificate, besides the public roots | |
 //! | `DATABASE_SSL_MODE` | MySQL: `disabled`, `preferred`, `required`, `verify_ca` or `verify_identity` | `verify_identity` with the secret or `DATABASE_SSL_CA`, else the URL's `ssl-mode` |
+//! | `HTTP_HEADER_READ_TIMEOUT_SECONDS` | local adapter: longest wait for a request's whole head, from when it starts waiting (so also for a kept-alive connection's next request) | 10 |
+//! | `HTTP_REQUEST_TIMEOUT_SECONDS` | local adapter: longest a request may take, reading its body included, before a 503 | 30 |
+//! | `HTTP_IDLE_TIMEOUT_SECONDS` | local adapter: a connection on which no byte moves, while none of its requests is handled, is closed after this | 60 |
+//! | `HTTP_MAX_CONNECTIONS` | local adapter: most connections open at once; beyond, it stops accepting until one closes (keep it under `ulimit -n`) | 1024 |
+//! | `HTTP_MAX_CONCURRENT_REQUESTS` | local adapter: most requests handled at once; beyond, 503 with `Retry-After` | 512 |
+//! | `HTTP_SHUTDOWN_GRACE_SECONDS` | local adapter: on shutdown, how long requests in flight may take before the connections left are dropped | 5 |
 //!
 //! On Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) the local-development JWT key is refused, wherever
-//! it stands in the list: the function does not start without real keys.
+//! it stands in the list: the function does not start without real keys. The local adapter
+//! accepts it only on a loopback address ([`Config::check_listen_address`]).
 
 use std::collections::HashMap;
 use std::env;
@@ -36,6 +43,7 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
 use crate::auth::LoginThrottle;
+use crate::server::ServerLimits;
 use crate::store::{ConnectOptions, CredentialSource, PoolSettings, Quota};
 
 /// The JWT key used when none is configured. Local development only: anyone can read it here.
@@ -80,6 +88,8 @@ pub struct Config {
     /// Most password hashes that may wait for a hashing worker (`PASSWORD_QUEUE_MAX`); `None`:
     /// [`crate::auth::DEFAULT_QUEUE_PER_WORKER`] per worker.
     pub password_queue_max: Option<usize>,
+    /// The local adapter's timeouts and limits of connections and requests.
+    pub server: ServerLimits,
 }
 
 /// Where the database is and how to pool connections to it: all that a process which signs
@@ -105,6 +115,7 @@ impl std::fmt::Debug for Config {
             .field("quota", &self.quota)
             .field("sweep_interval", &self.sweep_interval)
             .field("login_throttle", &self.login_throttle)
+            .field("server", &self.server)
             .finish()
     }
 }
@@ -123,6 +134,11 @@ pub enum ConfigError {
         "no JWT secret: JWT key {position} of {count} is the public local-development key; set JWT_SECRET_ARN (or JWT_SECRET) to keys of your own"
     )]
     LocalDevelopmentJwtKey { position: usize, count: usize },
+    /// The local adapter would serve beyond loopback with the public local-development key.
+    #[error(
+        "refusing to listen on {address} with the public local-development JWT key (JWT_SECRET is unset or contains it): anyone who can reach the server could sign tokens for any user; set JWT_SECRET to a key of your own (at least {MIN_JWT_SECRET_BYTES} bytes), or listen on a loopback address (HOST=127.0.0.1)"
+    )]
+    PublicDevelopmentJwtKey { address: std::net::SocketAddr },
     /// Key `position` (counting from 1) of `count` is too short; the key itself is never shown.
     #[error(
         "JWT key {position} of {count} is {length} bytes long; at least {MIN_JWT_SECRET_BYTES} are required"
@@ -214,7 +230,24 @@ impl Config {
                 Some(_) => Some(parse(&get, "PASSWORD_QUEUE_MAX", 1)?),
                 None => None,
             },
+            server: server_limits(&get)?,
         })
+    }
+}
+
+impl Config {
+    /// Refuses the public local-development JWT key (configured, or the default when
+    /// `JWT_SECRET` is unset) unless the adapter listens on a loopback address: reachable from
+    /// elsewhere, anyone could sign a token for any user with it.
+    pub fn check_listen_address(&self, address: std::net::SocketAddr) -> Result<(), ConfigError> {
+        let development_key = self
+            .jwt_keys
+            .iter()
+            .any(|key| key == LOCAL_DEVELOPMENT_JWT_SECRET.as_bytes());
+        if development_key && !address.ip().is_loopback() {
+            return Err(ConfigError::PublicDevelopmentJwtKey { address });
+        }
+        Ok(())
     }
 }
 
@@ -333,6 +366,29 @@ pub fn login_window(get: &dyn Fn(&str) -> Option<String>) -> Result<Duration, Co
         "LOGIN_WINDOW_SECONDS",
         900,
     )?))
+}
+
+/// The local adapter's limits (`HTTP_*`), each defaulting to [`ServerLimits::default`].
+fn server_limits(get: &dyn Fn(&str) -> Option<String>) -> Result<ServerLimits, ConfigError> {
+    let default = ServerLimits::default();
+    let seconds = |name, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(parse(get, name, default.as_secs())?))
+    };
+    Ok(ServerLimits {
+        header_read_timeout: seconds(
+            "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+            default.header_read_timeout,
+        )?,
+        request_timeout: seconds("HTTP_REQUEST_TIMEOUT_SECONDS", default.request_timeout)?,
+        idle_timeout: seconds("HTTP_IDLE_TIMEOUT_SECONDS", default.idle_timeout)?,
+        max_connections: parse(get, "HTTP_MAX_CONNECTIONS", default.max_connections)?,
+        max_concurrent_requests: parse(
+            get,
+            "HTTP_MAX_CONCURRENT_REQUESTS",
+            default.max_concurrent_requests,
+        )?,
+        shutdown_grace: seconds("HTTP_SHUTDOWN_GRACE_SECONDS", default.shutdown_grace)?,
+    })
 }
 
 fn parse<T: std::str::FromStr<Err: std::fmt::Display> + PartialOrd + Default>(
@@ -588,6 +644,17 @@ mod tests {
         assert_eq!(config.login_throttle.max_failures, 5);
         assert_eq!(config.login_throttle.max_failures_per_address, 100);
         assert_eq!(config.login_throttle.window, Duration::from_secs(900));
+        assert_eq!(
+            config.server,
+            ServerLimits {
+                header_read_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 1024,
+                max_concurrent_requests: 512,
+                shutdown_grace: Duration::from_secs(5),
+            }
+        );
     }
 
     #[tokio::test]
@@ -605,6 +672,12 @@ mod tests {
                 ("LOGIN_MAX_FAILURES", "7"),
                 ("LOGIN_MAX_FAILURES_PER_ADDRESS", "30"),
                 ("LOGIN_WINDOW_SECONDS", "60"),
+                ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "2"),
+                ("HTTP_REQUEST_TIMEOUT_SECONDS", "3"),
+                ("HTTP_IDLE_TIMEOUT_SECONDS", "4"),
+                ("HTTP_MAX_CONNECTIONS", "50"),
+                ("HTTP_MAX_CONCURRENT_REQUESTS", "6"),
+                ("HTTP_SHUTDOWN_GRACE_SECONDS", "7"),
             ],
         )
         .await
@@ -630,6 +703,17 @@ mod tests {
                 max_failures: 7,
                 max_failures_per_address: 30,
                 window: Duration::from_secs(60),
+            }
+        );
+        assert_eq!(
+            config.server,
+            ServerLimits {
+                header_read_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(4),
+                max_connections: 50,
+                max_concurrent_requests: 6,
+                shutdown_grace: Duration::from_secs(7),
             }
         );
     }
@@ -707,6 +791,57 @@ mod tests {
             error.to_string().contains("DATABASE_MAX_IDLE_CONNECTIONS"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_development_key_is_served_on_loopback_only() {
+        let own_key = "k".repeat(32);
+        let with_development_key = format!("{own_key},{LOCAL_DEVELOPMENT_JWT_SECRET}");
+        for (vars, address, refused) in [
+            (vec![], "127.0.0.1:3000", false),
+            (vec![], "[::1]:3000", false),
+            (vec![], "127.3.2.1:3000", false),
+            (vec![], "0.0.0.0:3000", true),
+            (vec![], "[::]:3000", true),
+            (vec![], "192.168.1.20:3000", true),
+            (
+                vec![("JWT_SECRET", LOCAL_DEVELOPMENT_JWT_SECRET)],
+                "0.0.0.0:3000",
+                true,
+            ),
+            (
+                vec![("JWT_SECRET", with_development_key.as_str())],
+                "0.0.0.0:80",
+                true,
+            ),
+            (
+                vec![("JWT_SECRET", own_key.as_str())],
+                "0.0.0.0:3000",
+                false,
+            ),
+            (
+                vec![("JWT_SECRET", own_key.as_str())],
+                "127.0.0.1:3000",
+                false,
+            ),
+        ] {
+            let config = config(Runtime::Local, &vars).await.unwrap();
+            let address: std::net::SocketAddr = address.parse().unwrap();
+            match config.check_listen_address(address) {
+                Ok(()) => assert!(!refused, "{vars:?} on {address} was accepted"),
+                Err(error) => {
+                    assert!(refused, "{vars:?} on {address}: {error}");
+                    let message = error.to_string();
+                    assert!(
+                        message.contains("public local-development JWT key")
+                            && message.contains("JWT_SECRET")
+                            && message.contains(&address.to_string()),
+                        "{message}"
+                    );
+                    assert!(!message.contains(LOCAL_DEVELOPMENT_JWT_SECRET), "{message}");
+                }
+            }
+        }
     }
 
     #[tokio::test]
@@ -805,6 +940,12 @@ mod tests {
             ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1.5"),
             ("LOGIN_WINDOW_SECONDS", "0"),
             ("LOGIN_WINDOW_SECONDS", "-900"),
+            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("HTTP_REQUEST_TIMEOUT_SECONDS", "soon"),
+            ("HTTP_IDLE_TIMEOUT_SECONDS", "-1"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONCURRENT_REQUESTS", "lots"),
+            ("HTTP_SHUTDOWN_GRACE_SECONDS", "0"),
         ] {
             let error = config(Runtime::Local, &[(name, value)]).await.unwrap_err();
             assert!(error.to_string().contains(name), "{name}={value}: {error}");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kv_shared::AppState;
 use kv_shared::config::{Config, Runtime};
+use kv_shared::server::ServerLimits;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Executor, MySqlConnection, MySqlPool, Row, SqlitePool};
@@ -198,6 +199,8 @@ pub struct TestSettings {
     /// Data of a database that was filled before an upgrade: SQL run on the schema of an
     /// earlier migration, before the others apply.
     pub schema_seed: Option<SchemaSeed>,
+    /// The server's timeouts and limits, when not those of the default configuration.
+    pub server_limits: Option<ServerLimits>,
 }
 
 /// SQL run on the schema as `migration` (a version, such as [`FIRST_MIGRATION`]) left it.
@@ -222,6 +225,7 @@ impl Default for TestSettings {
             login_window_seconds: 900,
             password_queue_max: None,
             schema_seed: None,
+            server_limits: None,
         }
     }
 }
@@ -343,6 +347,7 @@ async fn start(
         listener,
         state.clone(),
         config.sweep_interval,
+        settings.server_limits.unwrap_or(config.server),
         async {
             let _ = shutdown_signal.await;
         },

@@ -10,6 +10,7 @@ mod endpoints;
 mod entity_tags;
 mod expiry;
 mod faults;
+mod hardening;
 mod lambda;
 mod list;
 mod protocol;
