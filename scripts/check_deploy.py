@@ -84,7 +84,8 @@ EXISTING_DB = {
 # Every combination is linted, but for those that set parameters another choice makes the
 # template ignore (IGNORED).
 AXES = [
-    {"": {}, "no-proxy": {"EnableRdsProxy": "false"}},
+    {"": {}, "no-proxy": {"EnableRdsProxy": "false",
+                          "DatabaseCaBundleLayerArn": "arn:aws:lambda:eu-west-1:123456789012:layer:rds-ca:1"}},
     {"": {}, "existing-database": EXISTING_DB},
     {"": {}, "aurora": {"DatabaseEngine": "aurora-mysql-serverless-v2"},
      "aurora-multi-az": {"DatabaseEngine": "aurora-mysql-serverless-v2", "DatabaseMultiAZ": "true"}},
@@ -135,7 +136,8 @@ def template(out_dir):
         deployed = resolve(translated)
         parameters = translated["Parameters"]
         check_deployed(path.name, deployed, parameters["AlarmTopicArn"].get("Default", ""),
-                       str(parameters["ExistingDatabasePort"]["Default"]))
+                       str(parameters["ExistingDatabasePort"]["Default"]),
+                       parameters["DatabaseCaBundleLayerArn"].get("Default", ""))
         files.append(out_dir / f"{path.stem}.deployed.json")
         files[-1].write_text(json.dumps(deployed, indent=1))
 
@@ -229,11 +231,12 @@ def resolve(doc):
     return result
 
 
-def check_deployed(name, doc, alarm_topic, existing_database_port):
+def check_deployed(name, doc, alarm_topic, existing_database_port, layer_arn):
     """What the template must deploy, whatever its parameters select (`doc` is resolved): the
     log format and pool size of every function, the reserved concurrency of every function
     an event invokes, the sweep's schedule, the alarms, with `alarm_topic` as their action,
-    the database's protection, the API's access log and the security groups' egress."""
+    the database's protection, the API's access log, the security groups' egress, and TLS that
+    verifies the database (the RDS CA bundle's layer without the proxy, `layer_arn`)."""
     resources = doc["Resources"]
 
     def of_type(kind):
@@ -263,9 +266,19 @@ def check_deployed(name, doc, alarm_topic, existing_database_port):
         group = resources.get(config.get("LogGroup", {}).get("Ref"), {})
         if group.get("Type") != "AWS::Logs::LogGroup" or "RetentionInDays" not in group.get("Properties", {}):
             errors.append(f"{name}: {function} does not log to a log group of the stack with a retention")
-        pool = props.get("Environment", {}).get("Variables", {}).get("DATABASE_MAX_CONNECTIONS")
+        variables = props.get("Environment", {}).get("Variables", {})
+        pool = variables.get("DATABASE_MAX_CONNECTIONS")
         if pool != "1":
             errors.append(f"{name}: {function} has DATABASE_MAX_CONNECTIONS {pool}, not 1 (one per instance)")
+        # TLS verifies the server: RDS Proxy's certificate against the public roots, a database's
+        # against the RDS CA bundle of the layer DATABASE_SSL_CA points into.
+        if variables.get("DATABASE_SSL_MODE") not in (None, "verify_identity"):
+            errors.append(f"{name}: {function} connects with DATABASE_SSL_MODE {variables['DATABASE_SSL_MODE']}")
+        proxied = bool(of_type("AWS::RDS::DBProxy"))
+        bundle = (variables.get("DATABASE_SSL_CA"), props.get("Layers"))
+        if bundle != ((None, None) if proxied else ("/opt/rds-ca/global-bundle.pem", [layer_arn])):
+            errors.append(f"{name}: {function} has DATABASE_SSL_CA and Layers {bundle}, but "
+                          + ("the proxy's certificate is public" if proxied else "it connects to the database"))
         if function in invoked and "ReservedConcurrentExecutions" not in props:
             errors.append(f"{name}: {invoked[function]} invokes {function}, which has no reserved concurrency")
         for metric in ("Errors", "Throttles"):
