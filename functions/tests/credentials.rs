@@ -11,24 +11,22 @@
 //! `Retry-After` and the contract's envelope, with one read of the secret for the whole storm,
 //! and 200 once the secret holds the new password.
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::routing::{get, post, put};
+use axum::extract::State;
+use axum::routing::put;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Executor, MySqlConnection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+
+mod support;
+
+use support::Function;
 
 const JWT_SECRET: &str = "the-credentials-test-s-jwt-key-of-32-bytes";
 const REGION: &str = "us-east-1";
@@ -99,7 +97,9 @@ async fn a_rotated_database_secret_is_read_again_without_a_500() {
         "ResourceType": "Custom::DatabaseSchema",
         "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:db-migrate",
         "ResourceProperties": {}});
-    migrate.invoke(create).await;
+    migrate
+        .invoke(&test_support::unique_name("invocation"), create)
+        .await;
     let answer = tokio::time::timeout(Duration::from_secs(60), cloudformation.recv())
         .await
         .ok()
@@ -121,7 +121,7 @@ async fn a_rotated_database_secret_is_read_again_without_a_500() {
     ]);
     let once = async |name: &str, event: Value| {
         let function = Function::start(name, &app_env).await;
-        let answer = function.invoke(event).await;
+        let answer = call(&function, event).await;
         assert_eq!(
             answer.status,
             200,
@@ -140,7 +140,7 @@ async fn a_rotated_database_secret_is_read_again_without_a_500() {
     once("data-store", fixture("store.json", &token)).await;
 
     let retrieve = Function::start("data-retrieve", &app_env).await;
-    let answer = retrieve.invoke(fixture("retrieve.json", &token)).await;
+    let answer = call(&retrieve, fixture("retrieve.json", &token)).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.body["data"]["valueN"], "hello");
     assert_eq!(retrieve.output().matches(REREAD_LINE).count(), 0);
@@ -153,8 +153,8 @@ async fn a_rotated_database_secret_is_read_again_without_a_500() {
     kill_connections_of(&mut admin, &app_user).await;
     tokio::time::sleep(PAST_IDLE_PING).await;
     let after_rotation = [
-        retrieve.invoke(fixture("retrieve.json", &token)).await,
-        retrieve.invoke(fixture("retrieve.json", &token)).await,
+        call(&retrieve, fixture("retrieve.json", &token)).await,
+        call(&retrieve, fixture("retrieve.json", &token)).await,
     ];
     let statuses: Vec<u16> = after_rotation.iter().map(|answer| answer.status).collect();
     // What happens: the refused connection reads the secret again and the same request gets
@@ -181,7 +181,7 @@ async fn a_rotated_database_secret_is_read_again_without_a_500() {
     let storm_started = Instant::now();
     let mut storm = Vec::new();
     for _ in 0..4 {
-        storm.push(retrieve.invoke(fixture("retrieve.json", &token)).await);
+        storm.push(call(&retrieve, fixture("retrieve.json", &token)).await);
     }
     let storm_took = storm_started.elapsed();
     for answer in &storm {
@@ -204,7 +204,7 @@ async fn a_rotated_database_secret_is_read_again_without_a_500() {
             .saturating_sub(storm_started.elapsed()),
     )
     .await;
-    let answer = retrieve.invoke(fixture("retrieve.json", &token)).await;
+    let answer = call(&retrieve, fixture("retrieve.json", &token)).await;
     assert_eq!(answer.status, 200, "{answer:?}\n{}", retrieve.output());
     let output = retrieve.stop();
     for password in ["first-Passw0rd", "second-Passw0rd", "third-Passw0rd"] {
@@ -365,173 +365,18 @@ impl Answer {
     }
 }
 
-/// A function binary, started as Lambda starts it (nothing of this environment but `env`),
-/// under a Runtime API emulator of its own; what it prints is kept.
-struct Function {
-    name: String,
-    child: Child,
-    printed: Arc<Mutex<Vec<u8>>>,
-    invocations: mpsc::UnboundedSender<Invocation>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-/// An event for the function, and where its answer goes.
-type Invocation = (Value, oneshot::Sender<Value>);
-
-#[derive(Clone)]
-struct RuntimeApi {
-    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>>,
-    awaited: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
-}
-
-impl Function {
-    async fn start(name: &str, env: &[(&str, &str)]) -> Function {
-        let (invocations, queue) = mpsc::unbounded_channel();
-        let api = RuntimeApi {
-            queue: Arc::new(tokio::sync::Mutex::new(queue)),
-            awaited: Arc::default(),
-        };
-        let router = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next_event))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(responded),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(failed))
-            .route(
-                "/2018-06-01/runtime/init/error",
-                post(|| async { StatusCode::ACCEPTED }),
-            )
-            .with_state(api);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address: SocketAddr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        let binary = match name {
-            "db-migrate" => env!("CARGO_BIN_EXE_db-migrate"),
-            "auth-register" => env!("CARGO_BIN_EXE_auth-register"),
-            "auth-token" => env!("CARGO_BIN_EXE_auth-token"),
-            "data-store" => env!("CARGO_BIN_EXE_data-store"),
-            "data-retrieve" => env!("CARGO_BIN_EXE_data-retrieve"),
-            other => panic!("no binary for {other}"),
-        };
-        let mut child = Command::new(binary)
-            .env_clear()
-            .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the function binary runs");
-        let printed = Arc::new(Mutex::new(Vec::new()));
-        // Read as it comes, so that a full pipe never blocks the function.
-        let drain = |mut pipe: Box<dyn Read + Send>, printed: Arc<Mutex<Vec<u8>>>| {
-            std::thread::spawn(move || {
-                let mut buffer = [0; 4096];
-                while let Ok(read @ 1..) = pipe.read(&mut buffer) {
-                    printed.lock().unwrap().extend_from_slice(&buffer[..read]);
-                }
-            });
-        };
-        drain(Box::new(child.stdout.take().unwrap()), printed.clone());
-        drain(Box::new(child.stderr.take().unwrap()), printed.clone());
-        Function {
-            name: name.to_owned(),
-            child,
-            printed,
-            invocations,
-            server,
-        }
-    }
-
-    /// The function's answer to `event`; panics after 60 s.
-    async fn invoke(&self, event: Value) -> Answer {
-        let (answer, answered) = oneshot::channel();
-        self.invocations.send((event, answer)).unwrap();
-        let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_secs(60), answered).await else {
-            panic!(
-                "{} did not answer; it printed:\n{}",
-                self.name,
-                self.output()
-            );
-        };
-        let body = answer["body"]
-            .as_str()
-            .and_then(|body| serde_json::from_str(body).ok())
-            .unwrap_or(Value::Null);
-        Answer {
-            status: answer["statusCode"].as_u64().unwrap_or(0) as u16,
-            headers: answer["headers"].clone(),
-            body,
-        }
-    }
-
-    /// All it printed so far.
-    fn output(&self) -> String {
-        String::from_utf8_lossy(&self.printed.lock().unwrap()).into_owned()
-    }
-
-    /// Kills the function: all it printed.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.server.abort();
-        self.output()
-    }
-}
-
-async fn next_event(State(api): State<RuntimeApi>) -> (StatusCode, HeaderMap, String) {
-    let Some((event, answer)) = api.queue.lock().await.recv().await else {
-        return (StatusCode::GONE, HeaderMap::new(), String::new());
-    };
-    let request_id = test_support::unique_name("invocation");
-    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(60);
-    let mut headers = HeaderMap::new();
-    for (name, value) in [
-        ("lambda-runtime-aws-request-id", request_id.clone()),
-        (
-            "lambda-runtime-deadline-ms",
-            deadline.as_millis().to_string(),
-        ),
-        (
-            "lambda-runtime-invoked-function-arn",
-            "arn:aws:lambda:us-east-1:123456789012:function:kv".to_owned(),
-        ),
-        ("content-type", "application/json".to_owned()),
-    ] {
-        headers.insert(name, HeaderValue::from_str(&value).unwrap());
-    }
-    api.awaited.lock().unwrap().insert(request_id, answer);
-    (StatusCode::OK, headers, event.to_string())
-}
-
-async fn responded(
-    State(api): State<RuntimeApi>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    let answer = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    answer_to(&api, &id, answer)
-}
-
-async fn failed(
-    State(api): State<RuntimeApi>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    let error = String::from_utf8_lossy(&body).into_owned();
-    answer_to(&api, &id, json!({"invocation_error": error}))
-}
-
-fn answer_to(api: &RuntimeApi, id: &str, answer: Value) -> StatusCode {
-    match api.awaited.lock().unwrap().remove(id) {
-        Some(awaited) => {
-            let _ = awaited.send(answer);
-            StatusCode::ACCEPTED
-        }
-        None => StatusCode::NOT_FOUND,
+/// `function`'s answer to the API Gateway event `event`.
+async fn call(function: &Function, event: Value) -> Answer {
+    let answer = function
+        .invoke(&test_support::unique_name("invocation"), event)
+        .await;
+    let body = answer["body"]
+        .as_str()
+        .and_then(|body| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null);
+    Answer {
+        status: answer["statusCode"].as_u64().unwrap_or(0) as u16,
+        headers: answer["headers"].clone(),
+        body,
     }
 }

@@ -8,23 +8,15 @@
 //! value and reads it back through a REST API (payload v1) event; every line the five processes
 //! print is checked.
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, Executor, MySqlConnection};
-use tokio::sync::{mpsc, oneshot};
+
+mod support;
+
+use support::Function;
 
 const JWT_SECRET: &str = "the-log-test-s-jwt-key-of-32-bytes-at-least";
 /// A password the contract accepts, found nowhere else.
@@ -163,12 +155,15 @@ async fn serve(
         .as_str()
         .expect("the event has API Gateway's request id")
         .to_owned();
-    let running = Running::start(function, database_url).await;
+    let env = [
+        ("DATABASE_URL", database_url),
+        ("JWT_SECRET", JWT_SECRET),
+        ("RUST_LOG", "trace"),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+    ];
+    let running = Function::start(function, &env).await;
     let answer = running.invoke(&lambda_request_id, event).await;
     let text = running.stop();
-    let Some(answer) = answer else {
-        panic!("{function} did not answer in time; it printed:\n{text}");
-    };
     logs.push(FunctionLog {
         function,
         lambda_request_id,
@@ -210,198 +205,6 @@ fn token_secrets(token: &Value) -> Vec<String> {
 fn value_encodings(value: &str) -> Vec<String> {
     let hex: String = value.bytes().map(|byte| format!("{byte:02x}")).collect();
     vec![value.to_owned(), hex.to_uppercase(), hex]
-}
-
-/// A function binary under a Runtime API emulator of its own.
-struct Running {
-    child: Child,
-    stdout: JoinHandle<Vec<u8>>,
-    stderr: JoinHandle<Vec<u8>>,
-    invocations: mpsc::UnboundedSender<Invocation>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-/// An event for the function, and where its answer goes.
-struct Invocation {
-    request_id: String,
-    event: Value,
-    answer: oneshot::Sender<Value>,
-}
-
-/// The emulator's state: the events not yet fetched, and the answers awaited.
-#[derive(Clone)]
-struct RuntimeApi {
-    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>>,
-    awaited: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
-}
-
-impl Running {
-    /// Starts the emulator, then `function` as Lambda starts it, with nothing of this
-    /// environment: the function waits for its first event.
-    async fn start(function: &str, database_url: &str) -> Running {
-        let (invocations, queue) = mpsc::unbounded_channel();
-        let api = RuntimeApi {
-            queue: Arc::new(tokio::sync::Mutex::new(queue)),
-            awaited: Arc::default(),
-        };
-        let router = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next_event))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(invocation_response),
-            )
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/error",
-                post(invocation_error),
-            )
-            .route(
-                "/2018-06-01/runtime/init/error",
-                post(|| async { StatusCode::ACCEPTED }),
-            )
-            .with_state(api);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address: SocketAddr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
-
-        let binary = match function {
-            "auth-register" => env!("CARGO_BIN_EXE_auth-register"),
-            "auth-token" => env!("CARGO_BIN_EXE_auth-token"),
-            "auth-refresh" => env!("CARGO_BIN_EXE_auth-refresh"),
-            "data-store" => env!("CARGO_BIN_EXE_data-store"),
-            "data-retrieve" => env!("CARGO_BIN_EXE_data-retrieve"),
-            other => panic!("no binary for {other}"),
-        };
-        let mut child = Command::new(binary)
-            .env_clear()
-            .env("AWS_LAMBDA_FUNCTION_NAME", function)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("DATABASE_URL", database_url)
-            .env("JWT_SECRET", JWT_SECRET)
-            .env("RUST_LOG", "trace")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the function binary runs");
-        // Read as it comes, so that a full pipe never blocks the function.
-        let drain = |mut pipe: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = pipe.read_to_end(&mut bytes);
-                bytes
-            })
-        };
-        let stdout = drain(Box::new(child.stdout.take().unwrap()));
-        let stderr = drain(Box::new(child.stderr.take().unwrap()));
-        Running {
-            child,
-            stdout,
-            stderr,
-            invocations,
-            server,
-        }
-    }
-
-    /// The function's answer to `event`, invoked as `request_id`; `None` after 30 s.
-    async fn invoke(&self, request_id: &str, event: Value) -> Option<Value> {
-        let (answer, answered) = oneshot::channel();
-        self.invocations
-            .send(Invocation {
-                request_id: request_id.to_owned(),
-                event,
-                answer,
-            })
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(30), answered)
-            .await
-            .ok()?
-            .ok()
-    }
-
-    /// Kills the function: all it printed, stdout then stderr.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.server.abort();
-        let stdout = self.stdout.join().unwrap();
-        let stderr = self.stderr.join().unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        )
-    }
-}
-
-/// `GET invocation/next`: the next event, with the headers the Runtime API sends.
-async fn next_event(State(api): State<RuntimeApi>) -> (StatusCode, HeaderMap, String) {
-    let Some(invocation) = api.queue.lock().await.recv().await else {
-        return (StatusCode::GONE, HeaderMap::new(), String::new());
-    };
-    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(60);
-    let mut headers = HeaderMap::new();
-    for (name, value) in [
-        (
-            "lambda-runtime-aws-request-id",
-            invocation.request_id.clone(),
-        ),
-        (
-            "lambda-runtime-deadline-ms",
-            deadline.as_millis().to_string(),
-        ),
-        (
-            "lambda-runtime-invoked-function-arn",
-            "arn:aws:lambda:eu-west-1:123456789012:function:kv".to_owned(),
-        ),
-        (
-            "lambda-runtime-trace-id",
-            "Root=1-69b30e1e-013f4c2b8e1d6a7f9c0b5e4d;Parent=53995c3f42cd8ad8;Sampled=0".to_owned(),
-        ),
-        ("content-type", "application/json".to_owned()),
-    ] {
-        headers.insert(name, HeaderValue::from_str(&value).unwrap());
-    }
-    api.awaited
-        .lock()
-        .unwrap()
-        .insert(invocation.request_id, invocation.answer);
-    (StatusCode::OK, headers, invocation.event.to_string())
-}
-
-/// `POST invocation/{id}/response`: the function's answer.
-async fn invocation_response(
-    State(api): State<RuntimeApi>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    let answer = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| json!({"unreadable": String::from_utf8_lossy(&body)}));
-    answered(&api, &id, answer)
-}
-
-/// `POST invocation/{id}/error`: the function failed; the test sees the error as the answer.
-async fn invocation_error(
-    State(api): State<RuntimeApi>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    let error = String::from_utf8_lossy(&body).into_owned();
-    answered(&api, &id, json!({"invocation_error": error}))
-}
-
-fn answered(api: &RuntimeApi, id: &str, answer: Value) -> StatusCode {
-    match api.awaited.lock().unwrap().remove(id) {
-        Some(awaited) => {
-            let _ = awaited.send(answer);
-            StatusCode::ACCEPTED
-        }
-        None => StatusCode::NOT_FOUND,
-    }
 }
 
 /// A migrated MySQL database of this test's own, dropped after it.
