@@ -17,7 +17,7 @@ use sqlx::mysql::MySqlConnection;
 use sqlx::sqlite::SqliteConnection;
 
 use super::sessions::{Session, lives_on};
-use super::statement::statement;
+use super::statement::{Param, statement};
 use super::{Backend, Store, StoreError, is_unique_violation};
 use crate::entity_tag::{EntityTag, TagCondition};
 use crate::validation::{Key, Value};
@@ -226,7 +226,7 @@ macro_rules! read_entry {
             .bind($session.id)
             .bind($session.user_id)
             .bind($session.user_id)
-            .bind($key.as_str())
+            .bind(Param::key($key.as_str()))
             .fetch_optional(&mut *$transaction)
             .await?;
         match row {
@@ -249,7 +249,7 @@ macro_rules! rewrite_entry {
             .bind($etag.as_stored())
             .bind($expires_at)
             .bind($user_id)
-            .bind($key.as_str())
+            .bind(Param::key($key.as_str()))
             .execute(&mut *$transaction)
             .await?
     };
@@ -300,7 +300,7 @@ impl Store {
                 }
                 let inserted = statement(INSERT)
                     .bind(session.user_id)
-                    .bind(key.as_str())
+                    .bind(Param::key(key.as_str()))
                     .bind(value.as_str())
                     .bind(size)
                     .bind(etag.as_stored())
@@ -315,7 +315,7 @@ impl Store {
                         // The key is taken, and free again only if its entry has expired.
                         let held: Option<(String, i64, Option<i64>)> = statement(select_stored)
                             .bind(session.user_id)
-                            .bind(key.as_str())
+                            .bind(Param::key(key.as_str()))
                             .fetch_optional(&mut *transaction)
                             .await?;
                         let old_size = match held {
@@ -347,28 +347,32 @@ impl Store {
     /// The value and tag of the session user's entry, if the user holds that key and it has
     /// not expired; [`StoreError::SessionEnded`] when the session has ended. One statement
     /// whatever the answer: the session's row, joined with the entry when there is one, so
-    /// that no row means an ended session and a row without an entry a missing key.
+    /// that no row means an ended session and a row without an entry a missing key. The
+    /// expiry is compared here, which costs MariaDB less than a condition in the join.
     pub async fn get_entry(
         &self,
         session: Session,
         key: &Key,
     ) -> Result<Option<(String, EntityTag)>, StoreError> {
-        const SELECT: &str = "SELECT entries.value, entries.etag FROM sessions \
+        const SELECT: &str = "SELECT entries.value, entries.etag, entries.expires_at FROM sessions \
              LEFT JOIN entries ON entries.user_id = ? AND entries.entry_key = ? \
-               AND (entries.expires_at IS NULL OR entries.expires_at > ?) \
              WHERE sessions.id = ? AND sessions.user_id = ? AND sessions.ended_at IS NULL";
-        let row: Option<(Option<String>, Option<String>)> = on_connection!(self, connection =>
-            statement(SELECT)
-                .bind(session.user_id)
-                .bind(key.as_str())
-                .bind(now_millis())
-                .bind(session.id)
-                .bind(session.user_id)
-                .fetch_optional(connection)
-                .await)?;
+        let now = now_millis();
+        let row: Option<(Option<String>, Option<String>, Option<i64>)> = on_connection!(self, connection =>
+                statement(SELECT)
+                    .bind(session.user_id)
+                    .bind(Param::key(key.as_str()))
+                    .bind(session.id)
+                    .bind(session.user_id)
+                    .fetch_optional(connection)
+                    .await)?;
         match row {
             None => Err(StoreError::SessionEnded),
-            Some((Some(value), Some(etag))) => Ok(Some((value, EntityTag::from_stored(etag)))),
+            Some((Some(value), Some(etag), expires_at))
+                if expires_at.is_none_or(|expires_at| expires_at > now) =>
+            {
+                Ok(Some((value, EntityTag::from_stored(etag))))
+            }
             Some(_) => Ok(None),
         }
     }
@@ -444,7 +448,7 @@ impl Store {
                 };
                 statement(DELETE)
                     .bind(session.user_id)
-                    .bind(key.as_str())
+                    .bind(Param::key(key.as_str()))
                     .execute(&mut *transaction)
                     .await?;
                 statement(RELEASE)
@@ -476,9 +480,9 @@ impl Store {
         let rows: Vec<Row> = match &upper {
             Some(upper) => on_connection!(self, connection => statement(LIST_BOUNDED)
                 .bind(session.user_id)
-                .bind(after)
-                .bind(prefix)
-                .bind(upper.as_str())
+                .bind(Param::key(after))
+                .bind(Param::key(prefix))
+                .bind(Param::key(upper.as_str()))
                 .bind(now)
                 .bind(session.id)
                 .bind(session.user_id)
@@ -487,8 +491,8 @@ impl Store {
                 .await)?,
             None => on_connection!(self, connection => statement(LIST_UNBOUNDED)
                 .bind(session.user_id)
-                .bind(after)
-                .bind(prefix)
+                .bind(Param::key(after))
+                .bind(Param::key(prefix))
                 .bind(now)
                 .bind(session.id)
                 .bind(session.user_id)
@@ -550,7 +554,7 @@ impl Store {
             write_transaction!(connection, transaction => {
                 let mut locking = statement(lock_entries);
                 for (user_id, key) in &padded {
-                    locking = locking.bind(*user_id).bind(key.as_str());
+                    locking = locking.bind(*user_id).bind(Param::key(key.as_str()));
                 }
                 let expired: Vec<(i64, Vec<u8>, i64)> =
                     locking.bind(now).fetch_all(&mut *transaction).await?;
@@ -561,7 +565,7 @@ impl Store {
                 for (user_id, key, _) in expired.iter().chain(std::iter::repeat(first)).take(SWEEP_BATCH) {
                     // As text: SQLite never finds a text key equal to a blob.
                     let key = std::str::from_utf8(key).map_err(|error| sqlx::Error::Decode(error.into()))?;
-                    deleting = deleting.bind(*user_id).bind(key);
+                    deleting = deleting.bind(*user_id).bind(Param::key(key));
                 }
                 deleting.bind(now).execute(&mut *transaction).await?;
                 let mut released: BTreeMap<i64, (i64, i64)> = BTreeMap::new();

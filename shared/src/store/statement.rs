@@ -29,6 +29,17 @@ pub(crate) enum Param<'a> {
     Int(i64),
     Text(&'a str),
     Bytes(&'a [u8]),
+    /// An entry's key, or a bound of a range of keys: text that MySQL keeps in a `VARBINARY`
+    /// column, so it goes as bytes there (compared byte for byte, with no conversion from a
+    /// character set), and as text on SQLite, whose column is text.
+    Key(&'a str),
+}
+
+impl<'a> Param<'a> {
+    /// `key` as an entry's key (see [`Param::Key`]).
+    pub(crate) fn key(key: &'a str) -> Param<'a> {
+        Param::Key(key)
+    }
 }
 
 impl From<i64> for Param<'_> {
@@ -167,13 +178,14 @@ fn literal_len(param: &Param<'_>) -> usize {
         Param::Int(_) => 22,
         Param::Text(text) => 11 + 2 * text.len(),
         Param::Bytes(bytes) => 3 + 2 * bytes.len(),
+        Param::Key(key) => 3 + 2 * key.len(),
     }
 }
 
 /// Writes `param` as a MySQL literal: `NULL`; an integer in decimal, in parentheses when
 /// negative (so that `- ?` never reads as a comment's `--`); a string as a hexadecimal literal
-/// introduced as utf8mb4 (compared with a column, the column's collation applies); bytes as a
-/// plain hexadecimal literal, a binary string.
+/// introduced as utf8mb4 (compared with a column, the column's collation applies); bytes and
+/// keys as a plain hexadecimal literal, a binary string.
 fn write_literal(text: &mut String, param: &Param<'_>) {
     match *param {
         Param::Null => text.push_str("NULL"),
@@ -188,6 +200,7 @@ fn write_literal(text: &mut String, param: &Param<'_>) {
             write_hex(text, value.as_bytes());
         }
         Param::Bytes(value) => write_hex(text, value),
+        Param::Key(value) => write_hex(text, value.as_bytes()),
     }
 }
 
@@ -274,6 +287,7 @@ macro_rules! sqlite_query {
                 Param::Int(value) => query.bind(value),
                 Param::Text(value) => query.bind(value),
                 Param::Bytes(value) => query.bind(value),
+                Param::Key(value) => query.bind(value),
             };
         }
         query
@@ -337,6 +351,16 @@ mod tests {
             written,
             "INSERT INTO t VALUES (_utf8mb4 X'61275C00C3A9', _utf8mb4 X'', X'00FF', NULL)"
         );
+    }
+
+    #[test]
+    fn keys_become_binary_hexadecimal_literals() {
+        let written = text(
+            statement("SELECT ? = entry_key, ?")
+                .bind(Param::key("a'\\\0é"))
+                .bind(Param::key("")),
+        );
+        assert_eq!(written, "SELECT X'61275C00C3A9' = entry_key, X''");
     }
 
     #[test]
