@@ -47,13 +47,9 @@ async fn a_rotated_database_secret_is_read_again_without_a_500() {
     };
     let server = TestServer::parse(&server);
     let secrets = secrets_client(&endpoint);
-    let database = test_support::unique_name("kv_rotation");
+    let database = test_support::create_mysql_database(&server.url, "kv_rotation").await;
     let app_user = test_support::unique_name("kvrot");
     let mut admin = MySqlConnection::connect(&server.url).await.unwrap();
-    admin
-        .execute(AssertSqlSafe(format!("CREATE DATABASE `{database}`")))
-        .await
-        .unwrap();
 
     let secret = |username: &str, password: &str| {
         json!({"engine": "mysql", "username": username, "password": password,

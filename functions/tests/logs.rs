@@ -216,15 +216,7 @@ struct MySqlDatabase {
 
 impl MySqlDatabase {
     async fn create(server: &str) -> MySqlDatabase {
-        let name = test_support::unique_name("kv_logs");
-        let mut admin = MySqlConnection::connect(server)
-            .await
-            .expect("the MySQL test server answers");
-        admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
+        let name = test_support::create_mysql_database(server, "kv_logs").await;
         let url = format!("{server}/{name}");
         let store = kv_shared::store::Store::connect_lazy(
             kv_shared::store::ConnectOptions::from_url(&url).unwrap(),

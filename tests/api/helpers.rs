@@ -265,14 +265,7 @@ async fn spawn_app_on_sqlite(settings: TestSettings) -> TestApp {
 
 /// The app on a fresh database of the MySQL server at `server` (a URL without a database).
 pub async fn spawn_app_on_mysql(server: &str, settings: TestSettings) -> TestApp {
-    let name = test_support::unique_name("kv_test");
-    let mut admin = MySqlConnection::connect(server)
-        .await
-        .expect("the MySQL test server answers");
-    admin
-        .execute(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
-        .await
-        .expect("a fresh test database");
+    let name = test_support::create_mysql_database(server, "kv_test").await;
     let url = format!("{server}/{name}");
     let db = TestDatabase::MySql(MySqlPool::connect_lazy(&url).expect("a valid MySQL URL"));
     let mut app = start(url, db, None, settings).await;

@@ -370,12 +370,8 @@ mod tests {
         let Some(server) = test_support::mysql_server_url("db-migrate on MySQL") else {
             return;
         };
-        let name = test_support::unique_name("kv_test_migrate");
+        let name = test_support::create_mysql_database(&server, "kv_test_migrate").await;
         let mut admin = sqlx::MySqlConnection::connect(&server).await.unwrap();
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
-            .await
-            .unwrap();
         let database_url = format!("{server}/{name}");
         let (url, mut receiver) = response_endpoint().await;
         let http = reqwest::Client::new();
@@ -428,13 +424,9 @@ mod tests {
         let Some(server) = test_support::mysql_server_url("db-migrate's application user") else {
             return;
         };
-        let name = test_support::unique_name("kv_test_app_user");
+        let name = test_support::create_mysql_database(&server, "kv_test_app_user").await;
         let username = test_support::unique_name("kvapp");
         let mut admin = sqlx::MySqlConnection::connect(&server).await.unwrap();
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
-            .await
-            .unwrap();
         let database_url = format!("{server}/{name}");
         let (url, mut receiver) = response_endpoint().await;
         let http = reqwest::Client::new();

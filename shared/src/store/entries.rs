@@ -780,12 +780,8 @@ mod tests {
         let Some(server) = test_support::mysql_server_url("store::entries::tests::on_mysql") else {
             return;
         };
-        let name = test_support::unique_name("kv_plan");
+        let name = test_support::create_mysql_database(&server, "kv_plan").await;
         let mut admin = MySqlConnection::connect(&server).await.unwrap();
-        admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
-            .await
-            .unwrap();
         let url = format!("{server}/{name}");
         let store = Store::connect_lazy(ConnectOptions::from_url(&url).unwrap(), &SETTINGS);
         store.migrate().await.unwrap();

@@ -5,6 +5,8 @@
 //! fails under CI (`CI=true` or `CI=1`): in CI nothing is ever skipped silently.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::{AssertSqlSafe, Connection, Executor, MySqlConnection};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Whether this run is CI (`CI` is `true` or `1`, in any case).
@@ -52,4 +54,19 @@ pub fn unique_name(prefix: &str) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Creates a database of a [`unique_name`] made from `prefix` on the MySQL server at `server`
+/// (a URL without a database): its name. Panics if the server refuses.
+pub async fn create_mysql_database(server: &str, prefix: &str) -> String {
+    let name = unique_name(prefix);
+    let mut admin = MySqlConnection::connect(server)
+        .await
+        .expect("the MySQL test server answers");
+    admin
+        .execute(AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+        .await
+        .expect("a fresh test database");
+    let _ = admin.close().await;
+    name
 }
