@@ -40,8 +40,8 @@ COPY migrations ./migrations
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/build/target,sharing=locked \
-    cargo build --release --locked -p kv-server \
-    && install -D -m 0755 target/release/kv-server /out/kv-server
+    cargo build --profile server --locked -p kv-server \
+    && install -D -m 0755 target/server/kv-server /out/kv-server
 
 # --- runtime -------------------------------------------------------------------------------
 FROM debian:bookworm-20260713-slim@sha256:7b140f374b289a7c2befc338f42ebe6441b7ea838a042bbd5acbfca6ec875818 AS runtime

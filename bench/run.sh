@@ -81,13 +81,15 @@ command -v mariadb-slap >/dev/null || missing+=(mariadb-client)
 ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
 echo "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); $(mariadb-slap --version)"
 
-# --- build: the release adapter and functions (x86_64, for the cold starts), and the
-# bootstraps as `sam build` deploys them (cargo-lambda adds panic=abort, target-cpu=neoverse-n1)
+# --- build: the adapter as its container image builds it (the server profile), the release
+# functions (x86_64, for the cold starts and the fleet), and the bootstraps as `sam build`
+# deploys them (cargo-lambda adds panic=abort, target-cpu=neoverse-n1)
 cd "$REPO_ROOT"
 mapfile -t FUNCTIONS < <(lambda_functions)
 ((${#FUNCTIONS[@]})) || die "cargo metadata shows no bin target under functions/"
 if [[ "${BENCH_BUILD:-1}" != 0 ]]; then
-    log "cargo build --release --workspace --bins; cargo lambda build --release --arm64"
+    log "cargo build --profile server --bin kv-server; cargo build --release --workspace --bins; cargo lambda build --release --arm64"
+    timeout 1800 cargo build --profile server --quiet --bin kv-server || die "cargo build failed"
     timeout 1800 cargo build --release --quiet --workspace --bins || die "cargo build failed"
     if wanted lambda; then
         py_tools ci cargo-lambda
@@ -98,7 +100,7 @@ if [[ "${BENCH_BUILD:-1}" != 0 ]]; then
         timeout 2400 cargo lambda build --release --arm64 "${bins[@]}" >&2 || die "cargo lambda build failed"
     fi
 fi
-ADAPTER="$REPO_ROOT/target/release/kv-server"
+ADAPTER="$REPO_ROOT/target/server/kv-server"
 [[ -x "$ADAPTER" ]] || die "$ADAPTER was not built"
 echo "adapter: $ADAPTER ($(stat -c %s "$ADAPTER") bytes, built $(date -r "$ADAPTER" '+%F %T'))"
 

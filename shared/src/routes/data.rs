@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::http::header::ETAG;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Map;
 
-use super::extract::JsonObject;
+use super::extract::{IfMatch, IfNoneMatch, JsonObject};
 use super::{Success, success_data, success_message};
 use crate::AppState;
 use crate::auth::AuthUser;
-use crate::entity_tag::{EntityTag, TagCondition};
+use crate::entity_tag::EntityTag;
 use crate::error::ApiError;
 use crate::store::ExpiryChange;
 use crate::validation::{Key, Value};
@@ -133,7 +133,7 @@ pub(super) async fn retrieve(
     State(state): State<AppState>,
     user: AuthUser,
     key: Result<Key, ApiError>,
-    headers: HeaderMap,
+    IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let key = user.checked(&state.store, key).await?;
     let (value, tag) = state
@@ -141,8 +141,7 @@ pub(super) async fn retrieve(
         .get_entry(user.session(), &key)
         .await?
         .ok_or(ApiError::KeyNotFound)?;
-    let unchanged = TagCondition::from_headers(headers.get_all(IF_NONE_MATCH))
-        .is_some_and(|condition| condition.matches_weakly(&tag));
+    let unchanged = if_none_match.is_some_and(|condition| condition.matches_weakly(&tag));
     if unchanged {
         return Ok(with_tag(&tag, StatusCode::NOT_MODIFIED));
     }
@@ -154,12 +153,11 @@ pub(super) async fn update(
     State(state): State<AppState>,
     user: AuthUser,
     key: Result<Key, ApiError>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
     update: Result<EntryUpdate, ApiError>,
 ) -> Result<Response, ApiError> {
     let key = user.checked(&state.store, key).await?;
     let EntryUpdate { value, expiry } = user.checked(&state.store, update).await?;
-    let if_match = TagCondition::from_headers(headers.get_all(IF_MATCH));
     let tag = state
         .store
         .update_entry(
@@ -181,10 +179,9 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
     key: Result<Key, ApiError>,
-    headers: HeaderMap,
+    IfMatch(if_match): IfMatch,
 ) -> Result<Json<Success<()>>, ApiError> {
     let key = user.checked(&state.store, key).await?;
-    let if_match = TagCondition::from_headers(headers.get_all(IF_MATCH));
     state
         .store
         .delete_entry(user.session(), &key, if_match.as_ref())

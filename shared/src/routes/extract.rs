@@ -7,11 +7,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
+use axum::http::header::{IF_MATCH, IF_NONE_MATCH};
 use axum::http::request::Parts;
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use serde_json::{Map, Value};
 
+use crate::entity_tag::TagCondition;
 use crate::error::ApiError;
 use crate::validation::Key;
 
@@ -55,6 +57,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Key {
             .await
             .map_err(|_| ApiError::InvalidKey)?;
         Key::parse(key).ok_or(ApiError::InvalidKey)
+    }
+}
+
+/// The `If-Match` condition of a request, if it has one: read from the headers in place
+/// (the `HeaderMap` extractor would copy all of them, the token included).
+pub struct IfMatch(pub Option<TagCondition>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(IfMatch(TagCondition::from_headers(
+            parts.headers.get_all(IF_MATCH),
+        )))
+    }
+}
+
+/// The `If-None-Match` condition of a request, if it has one, read as [`IfMatch`]'s is.
+pub struct IfNoneMatch(pub Option<TagCondition>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(IfNoneMatch(TagCondition::from_headers(
+            parts.headers.get_all(IF_NONE_MATCH),
+        )))
     }
 }
 
