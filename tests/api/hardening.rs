@@ -264,6 +264,20 @@ async fn closed_within(stream: &mut TcpStream, bound: Duration) -> bool {
 /// Sends the start of a request's head to `address` one byte every `interval`, never ending
 /// it, until the server closes the connection: when that happened, or `None` if the
 /// connection could not be made. `connected` counts connections made.
+/// A connection to `address` that has had one `/health` answered (status line read; the
+/// rest of the small answer is left unread) and is kept alive.
+async fn kept_alive_connection(address: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(address).await.expect("a connection");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    stream
+}
+
 async fn trickle(
     address: String,
     interval: Duration,
@@ -461,14 +475,7 @@ async fn the_header_read_timeout_closes_tricklers_and_idle_connections() {
     assert!(closed_within(&mut silent, Duration::from_secs(20)).await);
 
     // So is a kept-alive connection that does not send its next request.
-    let mut kept_alive = TcpStream::connect(&address).await.expect("a connection");
-    kept_alive
-        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = [0u8; 12];
-    kept_alive.read_exact(&mut answer).await.unwrap();
-    assert_eq!(&answer, b"HTTP/1.1 200");
+    let mut kept_alive = kept_alive_connection(&address).await;
     assert!(closed_within(&mut kept_alive, Duration::from_secs(20)).await);
 
     // Meanwhile, ordinary requests are answered.
@@ -588,15 +595,7 @@ async fn at_the_connection_cap_new_connections_wait_for_a_free_place() {
     // Three kept-alive connections, each answered once, so certainly accepted.
     let mut held = Vec::new();
     for _ in 0..3 {
-        let mut stream = TcpStream::connect(&address).await.expect("a connection");
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = [0u8; 12];
-        stream.read_exact(&mut answer).await.unwrap();
-        assert_eq!(&answer, b"HTTP/1.1 200");
-        held.push(stream);
+        held.push(kept_alive_connection(&address).await);
     }
 
     // A fourth is not served while they stay...
