@@ -36,7 +36,11 @@ impl EntityTag {
 
     /// The `ETag` header carrying this tag.
     pub fn header_value(&self) -> HeaderValue {
-        HeaderValue::try_from(self.to_string()).expect("hex digits in quotes are a valid header")
+        let mut quoted = String::with_capacity(self.0.len() + 2);
+        quoted.push('"');
+        quoted.push_str(&self.0);
+        quoted.push('"');
+        HeaderValue::try_from(quoted).expect("hex digits in quotes are a valid header")
     }
 }
 

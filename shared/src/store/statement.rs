@@ -143,7 +143,7 @@ impl<'a> Statement<'a> {
     /// The statement as MySQL text: each placeholder replaced by its parameter's literal.
     fn into_mysql_text(self) -> Result<String, sqlx::Error> {
         let sql = self.sql.as_ref();
-        if sql.contains(['\'', '"', '`']) {
+        if sql.bytes().any(|byte| matches!(byte, b'\'' | b'"' | b'`')) {
             return Err(sqlx::Error::Protocol(
                 "a statement with parameters must not hold quotes".into(),
             ));
