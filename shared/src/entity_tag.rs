@@ -1,13 +1,11 @@
 //! Entity tags of entries, and the `If-Match` and `If-None-Match` conditions that test them.
 
-use std::fmt;
-
 use axum::http::HeaderValue;
 use axum::http::header::GetAll;
 
 /// The entity tag of an entry, as stored: 32 lowercase hex digits, 128 random bits chosen at
 /// each write, so that no later version of a key (nor a key deleted and stored again) shares
-/// an earlier one's tag. Its `Display` is the HTTP form, in double quotes.
+/// an earlier one's tag. [`EntityTag::quoted`] is its HTTP form, in double quotes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntityTag(String);
 
@@ -34,19 +32,18 @@ impl EntityTag {
         &self.0
     }
 
-    /// The `ETag` header carrying this tag.
-    pub fn header_value(&self) -> HeaderValue {
+    /// The tag in its HTTP form, in double quotes.
+    pub fn quoted(&self) -> String {
         let mut quoted = String::with_capacity(self.0.len() + 2);
         quoted.push('"');
         quoted.push_str(&self.0);
         quoted.push('"');
-        HeaderValue::try_from(quoted).expect("hex digits in quotes are a valid header")
+        quoted
     }
-}
 
-impl fmt::Display for EntityTag {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "\"{}\"", self.0)
+    /// The `ETag` header carrying this tag.
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::try_from(self.quoted()).expect("hex digits in quotes are a valid header")
     }
 }
 
@@ -126,7 +123,7 @@ mod tests {
         assert_eq!(first.as_stored().len(), 32);
         assert!(first.as_stored().bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(first, second);
-        assert_eq!(first.to_string(), format!("\"{}\"", first.as_stored()));
+        assert_eq!(first.quoted(), format!("\"{}\"", first.as_stored()));
     }
 
     #[test]

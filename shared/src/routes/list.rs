@@ -97,7 +97,7 @@ struct ListedKey {
 impl From<ListedEntry> for ListedKey {
     fn from(entry: ListedEntry) -> ListedKey {
         ListedKey {
-            etag: entry.etag.to_string(),
+            etag: entry.etag.quoted(),
             size: entry.size,
             expires_at: entry.expires_at.map(rfc3339_seconds),
             key: entry.key,
