@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Performance harness of issue 4 (bench/README.md): the adapter on MariaDB under wrk, the raw
-# MariaDB point-select rate of the same run (mariadb-slap), statements per request, the
+# MariaDB rates of the same run (mariadb-slap: the point select that is the retrieve target's
+# reference, and the statement a retrieve sends, with its session check), statements per request, the
 # adapter's memory, the Lambda bootstraps' sizes and cold starts under bench/lambda-emulator.py;
 # on request, stores during the sweep of a million expired entries (issue 11), and a fleet of 64
 # function processes against a MariaDB with fewer connections than instances (issue 13).
@@ -193,24 +194,48 @@ run_wrk() { # ENDPOINT CONNECTIONS [WRK OPTIONS]: sets WRK_JSON (the result) and
     REQUESTS="$(jq .requests <<<"$WRK_JSON")"
 }
 
-# The retrieve query straight against MariaDB, by MariaDB's own load tool: the target's
-# reference. Text queries, one round trip each, random users and r* keys (retrieve.lua's),
-# right before and right after retrieve, as the machine's speed drifts within minutes.
-raw_reference() { # before|after|alone
-    local out="$WORK/slap-$1.txt" queries=$((SECONDS_ * 30000)) t0 selects0 seconds ids
-    if [[ ! -s "$WORK/slap-queries.sql" ]]; then
-        ids="$($MYSQL "$DB" -e "SELECT GROUP_CONCAT(id) FROM users WHERE username LIKE 'u${RUN_ID}\\_%'")"
-        awk -v ids="$ids" 'BEGIN { srand(); n = split(ids, u, ","); for (i = 0; i < 20000; i++)
-            printf "SELECT value FROM entries WHERE user_id = %d AND entry_key = '\''r%d'\'';\n", u[int(rand() * n) + 1], int(rand() * 1000) }' \
-            >"$WORK/slap-queries.sql"
-    fi
-    log "raw MariaDB point selects ($1): mariadb-slap, $CONNECTIONS clients, $queries queries"
+# MariaDB alone, by its own load tool: text queries, one round trip each, random bench users and
+# r* keys (retrieve.lua's), over as many connections as wrk's. Two statements: the point select
+# of the entry (the target's reference, since issue 4) and the statement a retrieve sends since
+# issue 12 (get_entry in shared/src/store/entries.rs: the user's session left-joined with the
+# entry, as MariaDB's general log shows it), whose difference is the session check's cost in
+# MariaDB. Right before and right after retrieve, point nearest to it, as the machine's speed
+# drifts within minutes.
+SLAP_QUERIES=""
+slap_queries() { # writes this run's point and joined query files, once
+    local ids sessions
+    [[ -z "$SLAP_QUERIES" ]] || return 0
+    ids="$($MYSQL "$DB" -e "SELECT GROUP_CONCAT(id) FROM users WHERE username LIKE 'u${RUN_ID}\\_%'")"
+    # The session of each user's retrieve token: prepare.py logs every user in once before the
+    # logins whose sessions refresh uses.
+    sessions="$($MYSQL "$DB" -e "SELECT GROUP_CONCAT(CONCAT(user_id, ':', id)) FROM (SELECT user_id, MIN(id) AS id
+        FROM sessions WHERE user_id IN ($ids) GROUP BY user_id) first")"
+    awk -v sessions="$sessions" -v point="$WORK/slap-point.sql" -v joined="$WORK/slap-joined.sql" 'BEGIN {
+        srand(); n = split(sessions, pairs, ",")
+        for (i = 1; i <= n; i++) { split(pairs[i], p, ":"); user[i] = p[1]; session[i] = p[2] }
+        for (i = 0; i < 20000; i++) {
+            u = int(rand() * n) + 1; k = int(rand() * 1000); hex = "72"
+            for (j = 1; j <= length(k); j++) hex = hex "3" substr(k, j, 1)
+            printf "SELECT value FROM entries WHERE user_id = %d AND entry_key = '\''r%d'\'';\n", user[u], k >point
+            printf "SELECT entries.value, entries.etag, entries.expires_at FROM sessions LEFT JOIN entries ON " \
+                "entries.user_id = %d AND entries.entry_key = X'\''%s'\'' WHERE sessions.id = %d AND " \
+                "sessions.user_id = %d AND sessions.ended_at IS NULL;\n", user[u], hex, session[u], user[u] >joined
+        } }'
+    # Both must find the entry: the joined one only while the session lives.
+    [[ "$(head -1 "$WORK/slap-joined.sql" | $MYSQL "$DB" | cut -f1)" == "$(head -1 "$WORK/slap-point.sql" | $MYSQL "$DB")" &&
+        -n "$(head -1 "$WORK/slap-point.sql" | $MYSQL "$DB")" ]] || die "the raw queries do not find the bench entries"
+    SLAP_QUERIES=written
+}
+raw_reference() { # point|joined before|after|alone
+    local out="$WORK/slap-$1-$2.txt" queries=$((SECONDS_ * 30000)) t0 selects0 seconds
+    slap_queries
+    log "raw MariaDB, $1 select ($2): mariadb-slap, $CONNECTIONS clients, $queries queries"
     selects0="$(counter Com_select)" t0="$(ticks)"
     timeout $((SECONDS_ * 10 + 60)) mariadb-slap --no-defaults --host="$DB_HOST" --port="$DB_PORT" \
         --user="$DB_USER" --password="$DB_PASSWORD" --create-schema="$DB" --no-drop --concurrency="$CONNECTIONS" \
-        --iterations=1 --number-of-queries="$queries" --query="$WORK/slap-queries.sql" --delimiter=';' >"$out" 2>&1 ||
+        --iterations=1 --number-of-queries="$queries" --query="$WORK/slap-$1.sql" --delimiter=';' >"$out" 2>&1 ||
         { cat "$out" >&2; die "mariadb-slap failed"; }
-    record_cpu "slap-$1" "$queries" "$t0" "$(ticks)"
+    record_cpu "slap-$1-$2" "$queries" "$t0" "$(ticks)"
     # mariadb-slap exits 0 even when its queries fail: the server's count tells whether they ran.
     if grep -qi error "$out" || (($(counter Com_select) - selects0 < queries)); then
         cat "$out" >&2
@@ -219,7 +244,7 @@ raw_reference() { # before|after|alone
     seconds="$(awk '/Average number of seconds to run all queries:/ {print $(NF - 1)}' "$out")"
     [[ "$seconds" =~ ^[0-9.]+$ ]] || { cat "$out" >&2; die "could not read mariadb-slap's time"; }
     echo "  mariadb-slap: $queries queries in $seconds s"
-    record "{\"kind\":\"raw\",\"when\":\"$1\",\"threads\":$CONNECTIONS,\"queries\":$queries,\"qps\":$(awk -v n="$queries" -v s="$seconds" 'BEGIN {printf "%.1f", n / s}')}"
+    record "{\"kind\":\"raw\",\"statement\":\"$1\",\"when\":\"$2\",\"threads\":$CONNECTIONS,\"queries\":$queries,\"qps\":$(awk -v n="$queries" -v s="$seconds" 'BEGIN {printf "%.1f", n / s}')}"
     sleep 1
 }
 
@@ -247,7 +272,7 @@ check_counters() { # WHEN
 
 for endpoint in retrieve store update delete list refresh token register; do
     wanted "$endpoint" || continue
-    if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference before; fi
+    if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference joined before && raw_reference point before; fi
     commands0="$(status_json "${SERVER_COUNTERS[@]}")" t0="$(ticks)"
     # Argon2 answers take ~130 ms: wrk's default 2 s timeout would count a queue as errors.
     if [[ "$endpoint" == token || "$endpoint" == register ]]; then extra=(--timeout 10s); else extra=(); fi
@@ -259,9 +284,9 @@ for endpoint in retrieve store update delete list refresh token register; do
         stmt_execute: ($b.Com_stmt_execute - $a.Com_stmt_execute), admin_commands: ($b.Com_admin_commands - $a.Com_admin_commands),
         counters: ($b | with_entries(.value -= ($a[.key] // 0)))}')"
     sleep 1
-    if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference after; fi
+    if [[ "$endpoint" == retrieve ]] && wanted raw; then raw_reference point after && raw_reference joined after; fi
 done
-if wanted raw && ! wanted retrieve; then raw_reference alone; fi
+if wanted raw && ! wanted retrieve; then raw_reference point alone && raw_reference joined alone; fi
 if wanted store || wanted update || wanted delete || wanted sweep; then check_counters "after the write phases"; fi
 
 if wanted memory; then
