@@ -100,19 +100,19 @@ def main():
     print()
     if raw:
         runs = ", ".join(f"{r['when']} {r['qps']:,.0f}/s" for r in raws)
-        ratio = wrk["retrieve"]["rps"] / raw if "retrieve" in wrk else float("nan")
+        retrieve = wrk["retrieve"]["rps"] if "retrieve" in wrk else None
         print(f"raw MariaDB point select (mariadb-slap, MariaDB's own load tool: the target's reference; "
               f"text protocol, same table and keys, {raws[0]['threads']} connections): {raw:,.0f} queries/s, "
               f"the mean of: {runs}")
-        print(f"  retrieve / raw = {ratio:.1%}   (target >= 40%: {verdict(ratio >= RAW_RATIO)})")
+        if retrieve:
+            print(f"  retrieve / raw = {retrieve / raw:.1%}   (target >= 40%: {verdict(retrieve / raw >= RAW_RATIO)})")
         if joined_raws:
             joined = sum(r["qps"] for r in joined_raws) / len(joined_raws)
             runs = ", ".join(f"{r['when']} {r['qps']:,.0f}/s" for r in joined_raws)
-            joined_ratio = wrk["retrieve"]["rps"] / joined if "retrieve" in wrk else float("nan")
             print(f"raw MariaDB, the statement a retrieve sends (the session's row left-joined with the entry; "
                   f"no target): {joined:,.0f} queries/s, the mean of: {runs}")
-            print(f"  retrieve / that = {joined_ratio:.1%}; the session check's cost in MariaDB alone: "
-                  f"{1 - joined / raw:.1%} of the point select's rate")
+            share = f"retrieve / that = {retrieve / joined:.1%}; " if retrieve else ""
+            print(f"  {share}the session check's cost in MariaDB alone: {1 - joined / raw:.1%} of the point select's rate")
     else:
         expect("raw", "raw MariaDB rate (mariadb-slap)")
     if "list" in wrk and wrk["list"].get("list"):

@@ -214,8 +214,8 @@ slap_queries() { # writes this run's point and joined query files, once
         srand(); n = split(sessions, pairs, ",")
         for (i = 1; i <= n; i++) { split(pairs[i], p, ":"); user[i] = p[1]; session[i] = p[2] }
         for (i = 0; i < 20000; i++) {
-            u = int(rand() * n) + 1; k = int(rand() * 1000); hex = "72"
-            for (j = 1; j <= length(k); j++) hex = hex "3" substr(k, j, 1)
+            u = int(rand() * n) + 1; k = int(rand() * 1000); hex = "72" # the key r<k> in hexadecimal:
+            for (j = 1; j <= length(k); j++) hex = hex "3" substr(k, j, 1) # "r" is 72, a digit d 3d
             printf "SELECT value FROM entries WHERE user_id = %d AND entry_key = '\''r%d'\'';\n", user[u], k >point
             printf "SELECT entries.value, entries.etag, entries.expires_at FROM sessions LEFT JOIN entries ON " \
                 "entries.user_id = %d AND entries.entry_key = X'\''%s'\'' WHERE sessions.id = %d AND " \
