@@ -261,9 +261,6 @@ async fn closed_within(stream: &mut TcpStream, bound: Duration) -> bool {
     }
 }
 
-/// Sends the start of a request's head to `address` one byte every `interval`, never ending
-/// it, until the server closes the connection: when that happened, or `None` if the
-/// connection could not be made. `connected` counts connections made.
 /// A connection to `address` that has had one `/health` answered (status line read; the
 /// rest of the small answer is left unread) and is kept alive.
 async fn kept_alive_connection(address: &str) -> TcpStream {
@@ -278,6 +275,9 @@ async fn kept_alive_connection(address: &str) -> TcpStream {
     stream
 }
 
+/// Sends the start of a request's head to `address` one byte every `interval`, never ending
+/// it, until the server closes the connection: when that happened, or `None` if the
+/// connection could not be made. `connected` counts connections made.
 async fn trickle(
     address: String,
     interval: Duration,
